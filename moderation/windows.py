@@ -1,0 +1,68 @@
+"""Tokenization into overlapping windows, shared by training and the torch-free runtime.
+
+A long text is cut into windows of `max_length` tokens that overlap by `stride` tokens; each window is
+scored and the text's score is the max over its windows, so harm at the end of a long post is not
+truncated away. Batches are built from windows sorted by length and padded to the batch's longest.
+Imports only `tokenizers` and numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+
+def load_tokenizer(path: str | Path, max_length: int, stride: int) -> Tokenizer:
+    if stride >= max_length - 2:
+        raise ValueError(f"stride ({stride}) must be smaller than max_length - 2 ({max_length - 2})")
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_length, stride=stride, strategy="longest_first")
+    return tok
+
+
+@dataclass
+class Windows:
+    ids: list[np.ndarray]  # one int64 array per window, special tokens included
+    owner: np.ndarray  # owner[i] = index of the text window i came from
+
+
+def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | None = None) -> Windows:
+    """Every text becomes one or more windows (the tokenizer's overflow gives the overlapping rest)."""
+    ids, owner = [], []
+    for i, enc in enumerate(tokenizer.encode_batch(texts, add_special_tokens=True)):
+        parts = [enc, *enc.overflowing]
+        if max_windows is not None:
+            parts = parts[:max_windows]
+        for part in parts:
+            ids.append(np.asarray(part.ids, dtype=np.int64))
+            owner.append(i)
+    return Windows(ids=ids, owner=np.asarray(owner, dtype=np.int64))
+
+
+def length_sorted_batches(windows: Windows, batch_size: int) -> list[np.ndarray]:
+    """Window indices grouped into batches of similar length (less padding, same results)."""
+    order = np.argsort([len(w) for w in windows.ids], kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(windows: Windows, index: np.ndarray, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask), padded to the longest window in this batch."""
+    longest = max(len(windows.ids[i]) for i in index)
+    input_ids = np.full((len(index), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(index), longest), dtype=np.int64)
+    for row, i in enumerate(index):
+        w = windows.ids[i]
+        input_ids[row, : len(w)] = w
+        mask[row, : len(w)] = 1
+    return input_ids, mask
+
+
+def max_over_windows(window_scores: np.ndarray, owner: np.ndarray, n_texts: int) -> np.ndarray:
+    """Per-text score = the max over that text's windows."""
+    out = np.full((n_texts, window_scores.shape[1]), -np.inf, dtype=window_scores.dtype)
+    np.maximum.at(out, owner, window_scores)
+    return out
