@@ -140,6 +140,174 @@ def train_sft_cmd(
     typer.echo(json.dumps({k: summary[k] for k in ("best_epoch", "best_val_macro_auprc", "train_seconds", "stopped_early")}))
 
 
+# ---------------------------------------------------------------- scan
+
+
+class OnError(str, Enum):
+    fail = "fail"
+    skip = "skip"
+
+
+@app.command()
+def scan(
+    input: Annotated[str, typer.Argument(help="File to scan (.jsonl, .csv, .txt, .parquet, optionally .gz), or - for stdin.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Where results go (.jsonl or .csv); - for stdout.")] = "-",
+    model: Annotated[Optional[Path], typer.Option(help="Model package folder (default: the shipped model, or $MODERATION_MODEL).")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="Input format when the name does not say: jsonl, csv, txt, parquet.")] = None,
+    text_field: Annotated[str, typer.Option(help="JSONL key / CSV or Parquet column holding the text.")] = "text",
+    id_field: Annotated[Optional[str], typer.Option(help="Key / column holding the item id (default: the line number).")] = "id",
+    only_flagged: Annotated[bool, typer.Option(help="Write only items flagged in some category.")] = False,
+    on_error: Annotated[OnError, typer.Option(help="fail: stop at the first bad item. skip: write it to the errors file and go on.")] = OnError.fail,
+    errors: Annotated[Optional[Path], typer.Option(help="Errors file for --on-error skip (default: OUT.errors.jsonl, or scan-errors.jsonl).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per ONNX Runtime call.")] = 32,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="ONNX Runtime threads (default: all cores).")] = None,
+    max_chars: Annotated[int, typer.Option(min=1, help="Texts longer than this are errors, never silently truncated.")] = 1_000_000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Score every item of a file and write id, flagged, decision and per-category scores.
+
+    Exit codes: 0 done; 2 bad input or model (message names file and line); 3 done, but --on-error skip
+    skipped items; 130 interrupted.
+    """
+    from moderation.package import ModelPackageError
+    from moderation.runtime import Moderator
+    from moderation.scan import ResultWriter, ScanError, detect_format, read_items, scan as run_scan
+
+    try:
+        fmt = detect_format(input, format)
+        out_fmt = "csv" if out.lower().endswith(".csv") else "jsonl"
+        moderator = Moderator.load(model, threads=threads, batch_size=batch_size, max_chars=max_chars)
+    except (ScanError, ModelPackageError, ValueError, RuntimeError) as e:
+        fail(str(e))
+    items = read_items(input, fmt, text_field=text_field, id_field=id_field or None)
+    out_stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")
+    err_path = errors or (Path(f"{out}.errors.jsonl") if out != "-" else Path("scan-errors.jsonl"))
+    err_stream = open(err_path, "w", encoding="utf-8") if on_error == OnError.skip else None
+    try:
+        summary = run_scan(moderator, items, ResultWriter(out_stream, out_fmt, moderator.categories), on_error=on_error.value,
+                           errors_stream=err_stream, only_flagged=only_flagged, source=input, progress=progress)
+    except ScanError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        typer.secho("interrupted: results so far are in the output", err=True)
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    finally:
+        if out_stream is not sys.stdout:
+            out_stream.close()
+        if err_stream is not None:
+            err_stream.close()
+    _print_scan_summary(summary, moderator, out, err_path if summary.skipped else None)
+    if summary.skipped:
+        raise typer.Exit(ExitCode.ITEM_ERRORS)
+
+
+def _print_scan_summary(summary, moderator, out: str, err_path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    table = Table(title=f"{summary.scored} texts scored in {summary.seconds:.1f}s ({summary.texts_per_second:.0f} texts/s), "
+                        f"model {moderator.version}")
+    table.add_column("category")
+    table.add_column("flagged", justify="right")
+    table.add_column("share", justify="right")
+    for c in moderator.categories:
+        n = summary.per_category.get(c, 0)
+        table.add_row(c, str(n), f"{n / summary.scored:.1%}" if summary.scored else "—")
+    console.print(table)
+    console.print(f"decisions: allow {summary.decisions.get('allow', 0)}, review {summary.decisions.get('review', 0)}, "
+                  f"block {summary.decisions.get('block', 0)}; flagged {summary.flagged}"
+                  + (f"; output: {out}" if out != "-" else ""))
+    if err_path:
+        console.print(f"[yellow]{summary.skipped} bad item(s) skipped; see {err_path}[/yellow]")
+
+
+# ---------------------------------------------------------------- eval / export
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[Path, typer.Argument(help="A policy checkpoint (from `train sft`) or a model package (from `export`).")],
+    out: Annotated[Path, typer.Option(help="Report folder: report.json, report.md, pr_curves.png.")] = Path("runs/eval"),
+    split: Annotated[str, typer.Option(help="Split to measure on: test or validation.")] = "test",
+    data_dir: DataDir = None,
+    taxonomy: TaxonomyPath = None,
+    seed: Seed = 0,
+) -> None:
+    """Per-category AUPRC, ROC-AUC, F1 at tuned thresholds and calibration error, overall and per source.
+
+    Thresholds are tuned on the validation split with the same model, then applied to SPLIT.
+    """
+    import numpy as np
+
+    from moderation.data import label_matrix
+    from moderation.evaluate import evaluate_scores, plot_pr_curves, tune_thresholds, write_report
+    from moderation.policy import set_seed
+
+    if split not in ("test", "validation"):
+        fail("--split must be test or validation")
+    set_seed(seed)
+    if (model / "manifest.json").is_file():
+        from moderation.runtime import Moderator
+
+        runtime = Moderator.load(model)
+        tax = runtime.taxonomy if taxonomy is None else _taxonomy(taxonomy)
+        score = runtime.score
+    elif (model / "policy_config.json").is_file():
+        from moderation.policy import PolicyModel
+
+        policy = PolicyModel.load(model)
+        tax = _taxonomy(taxonomy)
+        score = lambda texts: policy.predict_proba(texts, progress=True)  # noqa: E731
+    else:
+        fail(f"{model}: neither a model package (manifest.json) nor a policy checkpoint (policy_config.json)")
+    examples = _examples(data_dir, tax, seed)
+    val = [e for e in examples if e.split == "validation"]
+    target = [e for e in examples if e.split == split]
+    y_val, m_val = label_matrix(val, tax.names)
+    typer.echo(f"scoring {len(val)} validation texts to tune thresholds…", err=True)
+    thresholds = tune_thresholds(np.asarray(score([e.text for e in val])), y_val, m_val, tax)
+    typer.echo(f"scoring {len(target)} {split} texts…", err=True)
+    probs = np.asarray(score([e.text for e in target]))
+    y, m = label_matrix(target, tax.names)
+    report = evaluate_scores(probs, y, m, [e.source for e in target], tax, thresholds)
+    report.update(model=str(model), split=split, n_items=len(target), thresholds=thresholds.to_json(tax.names))
+    write_report(report, out, f"Evaluation of {model} on the {split} split")
+    plot_pr_curves(probs, y, m, tax, out / "pr_curves.png")
+    typer.echo((out / "report.md").read_text())
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Policy checkpoint folder (from `train sft` or `train rl`).")],
+    out: Annotated[Path, typer.Option(help="Model package folder to write.")] = Path("models/candidate"),
+    version: Annotated[str, typer.Option(help="Version recorded in the manifest and card.")] = "0.1.0",
+    optimize: Annotated[bool, typer.Option(help="Fuse attention/LayerNorm/GELU with ORT's transformer optimizer.")] = True,
+    quantize: Annotated[bool, typer.Option(help="Dynamic INT8 quantization.")] = True,
+    parity_examples: Annotated[int, typer.Option(min=10, help="Validation texts compared torch vs ONNX.")] = 2000,
+    data_dir: DataDir = None,
+    taxonomy: TaxonomyPath = None,
+    seed: Seed = 0,
+) -> None:
+    """Step 5: ONNX INT8 model package, refused if probabilities move > 0.02 or any AUPRC drops > 0.005."""
+    from moderation.export import ExportConfig, ParityError, export_package
+    from moderation.policy import set_seed
+
+    set_seed(seed)
+    if not (checkpoint / "policy_config.json").is_file():
+        fail(f"{checkpoint}: not a policy checkpoint (no policy_config.json)")
+    tax = _taxonomy(taxonomy)
+    examples = _examples(data_dir, tax, seed)
+    cfg = ExportConfig(version=version, optimize=optimize, quantize=quantize, parity_examples=parity_examples)
+    try:
+        manifest = export_package(checkpoint, out, tax, [e for e in examples if e.split == "validation"],
+                                  [e for e in examples if e.split == "test"], cfg)
+    except ParityError as e:
+        fail(str(e), ExitCode.GATE_FAILED)
+    typer.echo(json.dumps({"package": str(out), "version": manifest["version"], "parity": manifest["parity"],
+                           "test_macro_auprc": manifest["test_macro_auprc"]}))
+
+
 def main() -> None:  # console-script entry point
     app()
 

@@ -109,7 +109,7 @@ SOURCE_TABLE: dict[str, SourceRule] = {
 LIAR_GRADES = {"pants-fire": 1.0, "false": 0.8, "barely-true": 0.6, "half-true": 0.4, "mostly-true": 0.2, "true": 0.0}
 SUICIDE_LEVELS = {"Supportive": 0.0, "Indicator": 0.5, "Ideation": 1.0, "Behavior": 1.0, "Attempt": 1.0}
 CONVABUSE_HATE_TYPES = ("racist", "sexist", "homophobic", "transphobic", "ableist")
-URL_RE = re.compile(r"(https?://\S+|www\.\S+|\b\w+\.(?:com|org|gov|in|ly|co|io)/\S*)", re.IGNORECASE)
+URL_RE = re.compile(r"(https?(?::|…)\S*|www\.\S+|\b\w+\.(?:com|org|gov|in|ly|co|io)/\S*)", re.IGNORECASE)
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 

@@ -198,7 +198,10 @@ class PolicyModel(nn.Module):
     # ------------------------------------------------------------ the generator side
 
     def log_prob(self, texts: list[str], label_sets: torch.Tensor | np.ndarray, max_windows: int | None = 1) -> torch.Tensor:
-        """log pi(y|x) for label sets of shape (N, C) or (N, K, C); differentiable in the policy."""
+        """log pi(y|x) for label sets of shape (N, C) or (N, K, C); differentiable in the policy.
+
+        Follows the module's mode: call .eval() first for deterministic values (dropout off), as RL does.
+        """
         logits = self.text_logits(texts, max_windows=max_windows)
         y = torch.as_tensor(np.asarray(label_sets), dtype=torch.float32, device=self.device)
         return label_set_log_prob(logits, y)

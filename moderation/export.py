@@ -1,0 +1,229 @@
+"""Step 5 of the loop: export a policy checkpoint to an ONNX INT8 model package, behind a parity gate.
+
+    checkpoint (safetensors, LoRA merged) -> ONNX fp32 (eager attention, dynamic batch and sequence)
+      -> ORT transformer optimizer (fused attention / LayerNorm / GELU)
+      -> dynamic INT8 quantization (per-channel weights)
+      -> parity gate on validation texts against the torch model:
+           max |p_onnx - p_torch| <= 0.02 and no category's AUPRC drops by more than 0.005
+      -> thresholds tuned on validation with the exported model, metrics on test, card, manifest.
+
+The package is assembled in a temporary folder and moved into place only when the gate passes, so a
+failed export never leaves a half-written package behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from moderation.data import SOURCE_TABLE, Example, label_matrix
+from moderation.evaluate import Thresholds, auprc, evaluate_scores, tune_thresholds
+from moderation.package import atomic_write_text, write_manifest
+from moderation.taxonomy import Taxonomy
+
+
+class ParityError(RuntimeError):
+    """The exported model does not match the torch model closely enough."""
+
+
+@dataclass
+class ExportConfig:
+    version: str = "0.1.0"
+    opset: int = 17
+    optimize: bool = True  # ORT transformer fusions (attention, LayerNorm, GELU)
+    quantize: bool = True  # dynamic INT8
+    per_channel: bool = True
+    max_abs_diff: float = 0.02
+    max_auprc_drop: float = 0.005
+    parity_examples: int = 2000
+    name: str = "moderation-policy"
+
+
+def export_onnx_fp32(model, out_path: Path, opset: int = 17) -> None:
+    import torch
+
+    model = model.eval()
+    model.bert().set_attn_implementation("eager")  # eager attention exports a graph ORT can fuse
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        torch.onnx.export(
+            model, (ids, mask), str(out_path), input_names=["input_ids", "attention_mask"], output_names=["probs"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                          "probs": {0: "batch"}},
+            opset_version=opset, dynamo=False, do_constant_folding=True,
+        )
+
+
+def optimize_graph(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    opt = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=1)
+    opt.save_model_to_file(str(dst))
+    return {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+
+
+def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # DefaultTensorType: the fused graph has ops whose output type the quantizer cannot infer.
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def parity_report(torch_probs: np.ndarray, onnx_probs: np.ndarray, targets: np.ndarray, mask: np.ndarray,
+                  categories: list[str], cfg: ExportConfig) -> dict:
+    diff = np.abs(torch_probs - onnx_probs)
+    a_t, a_o = auprc(torch_probs, targets, mask), auprc(onnx_probs, targets, mask)
+    per_cat = {}
+    problems = []
+    for j, c in enumerate(categories):
+        drop = None if a_t[j] is None else a_t[j] - a_o[j]
+        per_cat[c] = {"max_abs_diff": float(diff[:, j].max()) if len(diff) else 0.0, "auprc_torch": a_t[j],
+                      "auprc_onnx": a_o[j], "auprc_drop": drop}
+        if per_cat[c]["max_abs_diff"] > cfg.max_abs_diff:
+            problems.append(f"{c}: a probability moved by {per_cat[c]['max_abs_diff']:.4f} (> {cfg.max_abs_diff})")
+        if drop is not None and drop > cfg.max_auprc_drop:
+            problems.append(f"{c}: AUPRC dropped by {drop:.4f} (> {cfg.max_auprc_drop})")
+    return {"n": int(len(diff)), "max_abs_diff": float(diff.max()) if len(diff) else 0.0,
+            "mean_abs_diff": float(diff.mean()) if len(diff) else 0.0, "categories": per_cat, "problems": problems,
+            "passed": not problems}
+
+
+def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: dict, sources: list[str]) -> str:
+    def f(x):
+        return "—" if x is None else f"{x:.3f}"
+
+    lines = [
+        f"# Model card: {manifest_info['name']} {manifest_info['version']}", "",
+        "A multi-label moderation classifier (all-MiniLM-L6-v2 encoder, mean pooling, one sigmoid per category, "
+        "per-category temperature calibration), exported to ONNX with dynamic INT8 quantization.", "",
+        "## Intended use",
+        "Triage of user-generated English text for human review: `allow` / `review` / `block` per item, with a "
+        "calibrated score per category. It is a first filter that reviewers correct, not a final judge. Do not use it "
+        "to make decisions about people without human review, and do not use the `self_harm` score for anything but "
+        "routing to trained responders.", "",
+        "## Categories", "",
+        "| category | definition | cost of a miss | cost of a false flag |", "|---|---|---|---|",
+        *[f"| {c.name} | {c.definition} | {c.cost_fn} | {c.cost_fp} |" for c in taxonomy.categories], "",
+        "## Training data and licenses", "",
+        "| source | labels it provides | license (as stated by the source) |", "|---|---|---|",
+        *[f"| {s} | {', '.join(SOURCE_TABLE[s].labels)} | {SOURCE_TABLE[s].license} |" for s in sources if s in SOURCE_TABLE], "",
+        "Some sources are GPL-3.0 (ethos, suicide_severity_reddit) or research-only (liar). Whether model weights "
+        "trained on them are derived works is not settled: check these terms before redistributing this model, or "
+        "retrain without them (`moderate train sft` reads the sources you choose).", "",
+        f"## Test metrics (INT8 model, {test_report.get('n_items', '?')} held-out items)", "",
+        f"Macro AUPRC {test_report['macro_auprc']:.3f}; reviewer utility per item {test_report['utility_per_item']:.3f}.", "",
+        "| category | positives | AUPRC | ROC-AUC | F1@review | recall@review | precision@block | ECE |", "|---|---|---|---|---|---|---|---|",
+        *[f"| {c} | {r['positives']} | {f(r['auprc'])} | {f(r['roc_auc'])} | {f(r['f1_review'])} | {f(r['recall_review'])} | "
+          f"{f(r['precision_block'])} | {f(r['ece'])} |" for c, r in test_report["categories"].items()], "",
+        f"Parity with the torch model on {parity['n']} validation texts: max |Δp| {parity['max_abs_diff']:.4f}, "
+        f"mean |Δp| {parity['mean_abs_diff']:.5f}.", "",
+        "## Known limits",
+        "- English only; trained on tweets, forum comments, chatbot conversations, SMS, political claims and COVID posts.",
+        "- `sexual` is learned from sexual *harassment* toward a chatbot only (ConvAbuse): explicit content is not covered.",
+        "- `self_harm` is learned from 500 Reddit users labelled per user, not per post: expect weak, noisy scores.",
+        "- `misleading` cannot be judged from text alone: the model learns the style of COVID fake posts and "
+        "PolitiFact-rated claims, not facts. Treat it as a weak prior for review.",
+        "- `spam` is learned from SMS spam (2003–2011); platform comment spam is not covered.",
+        "- Davidson labels carry documented racial dialect bias (Davidson et al., 2019); audit `toxic`/`hate` flags on "
+        "African-American English.",
+        "- Categories that a source never labelled are masked in training; some are assumed negative from the "
+        "source's domain (see `moderation/data.py` SOURCE_TABLE).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxonomy, validation: list[Example],
+                   test: list[Example], cfg: ExportConfig = ExportConfig(), log=print) -> dict:
+    """Export and gate; returns the manifest. Raises ParityError (nothing written) when the gate fails."""
+    from moderation.policy import PolicyModel
+    from moderation.runtime import Moderator
+
+    started = time.time()
+    model = PolicyModel.load(checkpoint).eval()
+    if model.categories != taxonomy.names:
+        raise ValueError(f"checkpoint categories {model.categories} differ from the taxonomy's {taxonomy.names}")
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        raw = work / "fp32.onnx"
+        log("exporting ONNX (fp32)…")
+        export_onnx_fp32(model, raw, cfg.opset)
+        stage = raw
+        fusions = {}
+        if cfg.optimize:
+            log("fusing attention / LayerNorm / GELU…")
+            enc = model.bert().config
+            fusions = optimize_graph(raw, work / "fused.onnx", enc.num_attention_heads, enc.hidden_size)
+            stage = work / "fused.onnx"
+        if cfg.quantize:
+            log("quantizing to INT8…")
+            quantize_int8(stage, work / "model.onnx", cfg.per_channel)
+        else:
+            shutil.copyfile(stage, work / "model.onnx")
+        for tmp in ("fp32.onnx", "fused.onnx"):
+            (work / tmp).unlink(missing_ok=True)
+        shutil.copyfile(Path(checkpoint) / "tokenizer.json", work / "tokenizer.json")
+        atomic_write_text(work / "taxonomy.toml", taxonomy.to_toml())
+        provisional = Thresholds(review=[0.5] * len(taxonomy), block=[0.9] * len(taxonomy))
+        atomic_write_text(work / "thresholds.json", json.dumps(provisional.to_json(taxonomy.names)))
+        atomic_write_text(work / "card.md", "(provisional)\n")
+        info = {"name": cfg.name, "version": cfg.version, "categories": taxonomy.names,
+                "max_length": model.config.max_length, "stride": model.config.stride,
+                "quantization": "int8-dynamic-per-channel" if cfg.quantize else "fp32", "fusions": fusions,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_manifest(work, info)
+
+        # Parity gate: the same validation texts through torch and through the runtime.
+        rng = np.random.default_rng(0)
+        val = validation if len(validation) <= cfg.parity_examples else [validation[i] for i in sorted(rng.choice(len(validation), cfg.parity_examples, replace=False))]
+        texts = [e.text for e in val]
+        log(f"parity gate on {len(texts)} validation texts…")
+        torch_probs = model.predict_proba(texts, progress=True)
+        runtime = Moderator.load(work)
+        onnx_probs = runtime.score(texts)
+        y_val, m_val = label_matrix(val, taxonomy.names)
+        parity = parity_report(torch_probs, onnx_probs, y_val, m_val, taxonomy.names, cfg)
+        if not parity["passed"]:
+            raise ParityError("export refused by the parity gate:\n  " + "\n  ".join(parity["problems"]))
+
+        # Thresholds from all validation data scored by the exported model; metrics on test.
+        log("tuning thresholds on validation, measuring on test…")
+        y_all, m_all = label_matrix(validation, taxonomy.names)
+        thresholds = tune_thresholds(runtime.score([e.text for e in validation]), y_all, m_all, taxonomy)
+        atomic_write_text(work / "thresholds.json", json.dumps(thresholds.to_json(taxonomy.names), indent=2) + "\n")
+        y_test, m_test = label_matrix(test, taxonomy.names)
+        test_probs = runtime.score([e.text for e in test]) if test else np.zeros((0, len(taxonomy)))
+        test_report = evaluate_scores(test_probs, y_test, m_test, [e.source for e in test], taxonomy, thresholds) if test else None
+        sources = sorted({e.source for e in validation + test})
+        if test_report is not None:
+            test_report["n_items"] = len(test)
+            atomic_write_text(work / "card.md", _card(taxonomy, info, test_report, parity, sources))
+        info["parity"] = {k: parity[k] for k in ("n", "max_abs_diff", "mean_abs_diff")}
+        info["test_macro_auprc"] = None if test_report is None else test_report["macro_auprc"]
+        manifest = write_manifest(work, info)
+        (work / "export_report.json").write_text(json.dumps({"parity": parity, "test": test_report,
+                                                              "seconds": round(time.time() - started, 1)}, indent=2))
+        if out.exists():
+            backup = out.with_name(f".{out.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            out.rename(backup)
+            work.rename(out)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            work.rename(out)
+        log(f"model package written to {out} (max |Δp| {parity['max_abs_diff']:.4f}, "
+            f"{(out / 'model.onnx').stat().st_size / 1e6:.1f} MB, {time.time() - started:.0f}s)")
+        return manifest
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)

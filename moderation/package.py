@@ -1,0 +1,94 @@
+"""The model package on disk: what files it holds and how they are verified.
+
+    models/<name>/
+      model.onnx        the policy, INT8, outputs calibrated probabilities
+      tokenizer.json    the tokenizer (tokenizers library)
+      taxonomy.toml     the policy the model was trained for
+      thresholds.json   review / block thresholds per category, tuned on validation data
+      card.md           data sources and licenses, metrics, intended use, limits
+      manifest.json     version, settings and the sha256 of every file above (verified on load)
+
+Runtime-safe: standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+PACKAGE_FILES = ("model.onnx", "tokenizer.json", "taxonomy.toml", "thresholds.json", "card.md")
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class ModelPackageError(RuntimeError):
+    """A model package is missing, incomplete or altered; the message names the file."""
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_manifest(package_dir: Path, info: dict) -> dict:
+    files = {name: {"sha256": sha256_of(package_dir / name), "bytes": (package_dir / name).stat().st_size} for name in PACKAGE_FILES}
+    manifest = {"format": FORMAT_VERSION, **info, "files": files}
+    atomic_write_text(package_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def read_manifest(package_dir: Path, verify: bool = True) -> dict:
+    """Read the manifest and (by default) check every file's sha256 against it."""
+    package_dir = Path(package_dir)
+    if not package_dir.is_dir():
+        raise ModelPackageError(f"model package not found: {package_dir} is not a folder")
+    mpath = package_dir / MANIFEST
+    if not mpath.is_file():
+        raise ModelPackageError(f"{mpath}: missing; this is not a model package (export one with `moderate export`)")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelPackageError(f"{mpath}: not valid JSON ({e})") from None
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ModelPackageError(f"{mpath}: has no 'files' table")
+    for name in PACKAGE_FILES:
+        if name not in files:
+            raise ModelPackageError(f"{mpath}: does not list {name}")
+        path = package_dir / name
+        if not path.is_file():
+            raise ModelPackageError(f"{path}: missing from the model package")
+        if verify:
+            expected = files[name].get("sha256")
+            actual = sha256_of(path)
+            if actual != expected:
+                raise ModelPackageError(
+                    f"{path}: sha256 mismatch (expected {str(expected)[:12]}…, got {actual[:12]}…); the file is truncated "
+                    "or altered — re-export or re-install the model package")
+    return manifest

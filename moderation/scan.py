@@ -1,0 +1,268 @@
+"""Streaming batch scans: read items, score them in chunks, write results as they go (flat memory).
+
+Inputs: JSONL (`--text-field`, `--id-field`), CSV (header row), plain text (one item per line), Parquet,
+gzip of any of these (`.gz`), and `-` for standard input (JSONL or text; pick with `--format`).
+Outputs: JSONL or CSV with id, flagged, decision and one score per category.
+
+A malformed item (bad JSON, missing or non-string text, over the size limit) either stops the scan with
+an error naming the file and line (`on_error="fail"`) or is written with its line number and reason to an
+errors file and skipped (`on_error="skip"`). Runtime path: no torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, TextIO
+
+from moderation.runtime import Moderator
+
+FORMATS = ("jsonl", "csv", "txt", "parquet")
+
+
+class ScanError(RuntimeError):
+    """The input cannot be scanned; the message names the file and, where it applies, the line."""
+
+
+@dataclass
+class Item:
+    line: int  # 1-based line (JSONL/text), data row (CSV, after the header) or row (Parquet)
+    id: str
+    text: str
+
+
+@dataclass
+class BadItem:
+    line: int
+    reason: str
+    raw: str = ""
+
+
+@dataclass
+class ScanSummary:
+    total: int = 0
+    scored: int = 0
+    skipped: int = 0
+    flagged: int = 0
+    decisions: Counter = field(default_factory=Counter)
+    per_category: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def texts_per_second(self) -> float:
+        return self.scored / self.seconds if self.seconds > 0 else 0.0
+
+
+def detect_format(path: str, explicit: str | None) -> str:
+    if explicit:
+        if explicit not in FORMATS:
+            raise ScanError(f"unknown --format {explicit!r}; choose one of {', '.join(FORMATS)}")
+        return explicit
+    if path == "-":
+        return "jsonl"
+    name = path.lower().removesuffix(".gz")
+    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
+                        (".txt", "txt"), (".text", "txt"), (".parquet", "parquet")):
+        if name.endswith(suffix):
+            return fmt
+    raise ScanError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(FORMATS)})")
+
+
+def _open_input(path: str) -> TextIO:
+    """Text stream over a file, a .gz file or stdin; invalid UTF-8 is replaced so one bad byte loses one line at most."""
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
+    p = Path(path)
+    if p.is_dir():
+        raise ScanError(f"{path}: is a directory, not a file")
+    if not p.exists():
+        raise ScanError(f"{path}: no such file")
+    raw = open(p, "rb")
+    head = raw.read(2)
+    raw.seek(0)
+    if head == b"\x1f\x8b":
+        raw = gzip.GzipFile(fileobj=raw)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def _guard_gzip(path: str, it: Iterator) -> Iterator:
+    """A truncated .gz fails mid-stream: turn that into an error naming the file."""
+    try:
+        yield from it
+    except (EOFError, gzip.BadGzipFile, OSError) as e:
+        raise ScanError(f"{path}: unreadable or truncated compressed input ({e})") from None
+
+
+def read_jsonl(stream: TextIO, text_field: str, id_field: str | None) -> Iterator[Item | BadItem]:
+    for n, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield BadItem(n, f"invalid JSON ({e.msg} at column {e.colno})", line.rstrip("\r\n"))
+            continue
+        if not isinstance(obj, dict):
+            yield BadItem(n, f"expected a JSON object, got {type(obj).__name__}", line.rstrip("\r\n"))
+            continue
+        text = obj.get(text_field)
+        if text is None:
+            yield BadItem(n, f"missing text field {text_field!r}", line.rstrip("\r\n"))
+            continue
+        if not isinstance(text, str):
+            yield BadItem(n, f"text field {text_field!r} is {type(text).__name__}, not a string", line.rstrip("\r\n"))
+            continue
+        ident = obj.get(id_field) if id_field else None
+        yield Item(n, str(ident) if ident is not None else str(n), text)
+
+
+def read_csv(stream: TextIO, text_field: str, id_field: str | None, source: str) -> Iterator[Item | BadItem]:
+    csv.field_size_limit(2**31 - 1)
+    reader = csv.DictReader(stream)
+    header = reader.fieldnames or []
+    if text_field not in header:
+        raise ScanError(f"{source}: line 1: CSV header has no {text_field!r} column (columns: {header}); pass --text-field")
+    if id_field and id_field not in header:
+        raise ScanError(f"{source}: line 1: CSV header has no {id_field!r} column (columns: {header}); pass --id-field")
+    for n, row in enumerate(reader, 1):
+        text = row.get(text_field)
+        if text is None or None in row:
+            yield BadItem(n, "row has a different number of fields than the header")
+            continue
+        yield Item(n, str(row[id_field]) if id_field else str(n), text)
+
+
+def read_txt(stream: TextIO) -> Iterator[Item]:
+    for n, line in enumerate(stream, 1):
+        text = line.rstrip("\r\n")
+        if text.strip():
+            yield Item(n, str(n), text)
+
+
+def read_parquet(path: str, text_field: str, id_field: str | None, batch_rows: int = 4096) -> Iterator[Item | BadItem]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ScanError("Parquet input needs pyarrow: pip install 'moderation-rlhf[parquet]'") from None
+    if path == "-":
+        raise ScanError("Parquet cannot be read from stdin; pass a file")
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:
+        raise ScanError(f"{path}: not a readable Parquet file ({e})") from None
+    names = pf.schema_arrow.names
+    if text_field not in names:
+        raise ScanError(f"{path}: no column {text_field!r} (columns: {names}); pass --text-field")
+    cols = [text_field] + ([id_field] if id_field and id_field != text_field else [])
+    n = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
+        data = batch.to_pydict()
+        for i, text in enumerate(data[text_field]):
+            n += 1
+            if not isinstance(text, str):
+                yield BadItem(n, f"text column {text_field!r} is {type(text).__name__}, not a string")
+                continue
+            yield Item(n, str(data[id_field][i]) if id_field else str(n), text)
+
+
+def read_items(path: str, fmt: str, text_field: str = "text", id_field: str | None = "id") -> Iterator[Item | BadItem]:
+    if fmt == "parquet":
+        yield from read_parquet(path, text_field, id_field)
+        return
+    stream = _open_input(path)
+    try:
+        if fmt == "jsonl":
+            yield from _guard_gzip(path, read_jsonl(stream, text_field, id_field))
+        elif fmt == "csv":
+            yield from _guard_gzip(path, read_csv(stream, text_field, id_field, path))
+        else:
+            yield from _guard_gzip(path, read_txt(stream))
+    finally:
+        if stream is not None and path != "-":
+            stream.close()
+
+
+class ResultWriter:
+    """JSONL or CSV rows: id, flagged, decision, then one score column per category."""
+
+    def __init__(self, stream: TextIO, fmt: str, categories: list[str]):
+        if fmt not in ("jsonl", "csv"):
+            raise ScanError(f"output format must be jsonl or csv, got {fmt!r}")
+        self.stream, self.fmt, self.categories = stream, fmt, categories
+        self._csv = None
+        if fmt == "csv":
+            self._csv = csv.writer(stream)
+            self._csv.writerow(["id", "flagged", "decision", *[f"score_{c}" for c in categories], "categories"])
+
+    def write(self, item: Item, result) -> None:
+        if self._csv is not None:
+            flagged_cats = ";".join(c for c, v in result.categories.items() if v)
+            self._csv.writerow([item.id, str(result.flagged).lower(), result.decision,
+                                *[f"{result.scores[c]:.6f}" for c in self.categories], flagged_cats])
+        else:
+            self.stream.write(json.dumps({"id": item.id, "flagged": result.flagged, "decision": result.decision,
+                                          "categories": [c for c, v in result.categories.items() if v],
+                                          "scores": result.scores}, ensure_ascii=False) + "\n")
+
+
+def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWriter, *, on_error: str = "fail",
+         errors_stream: TextIO | None = None, only_flagged: bool = False, chunk_size: int = 256, source: str = "input",
+         progress: bool = True) -> ScanSummary:
+    """Score items in chunks and write each chunk before reading the next (memory stays flat)."""
+    from tqdm import tqdm
+
+    if on_error not in ("fail", "skip"):
+        raise ScanError(f"on_error must be fail or skip, got {on_error!r}")
+    summary = ScanSummary()
+    started = time.perf_counter()
+    bar = tqdm(unit=" texts", desc="scanning", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    chunk: list[Item] = []
+
+    def reject(bad: BadItem) -> None:
+        summary.skipped += 1
+        if on_error == "fail":
+            raise ScanError(f"{source}: line {bad.line}: {bad.reason} (use --on-error skip to skip bad items)")
+        if errors_stream is not None:
+            errors_stream.write(json.dumps({"line": bad.line, "reason": bad.reason, "raw": bad.raw[:2000]}, ensure_ascii=False) + "\n")
+
+    def flush() -> None:
+        if not chunk:
+            return
+        scores = moderator.score([it.text for it in chunk])
+        for it, result in zip(chunk, moderator.results_from_scores(scores)):
+            summary.scored += 1
+            summary.decisions[result.decision] += 1
+            if result.flagged:
+                summary.flagged += 1
+                summary.per_category.update(c for c, v in result.categories.items() if v)
+            if result.flagged or not only_flagged:
+                writer.write(it, result)
+        writer.stream.flush()
+        bar.update(len(chunk))
+        chunk.clear()
+
+    try:
+        for entry in items:
+            summary.total += 1
+            if isinstance(entry, BadItem):
+                reject(entry)
+                continue
+            if len(entry.text) > moderator.max_chars:
+                reject(BadItem(entry.line, f"text has {len(entry.text)} characters, over the limit of {moderator.max_chars} "
+                                           "(raise it with --max-chars)", entry.text[:200]))
+                continue
+            chunk.append(entry)
+            if len(chunk) >= chunk_size:
+                flush()
+        flush()
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - started
+    return summary

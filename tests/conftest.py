@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny randomly initialised BERT policies (fast), the real datasets, a tiny model package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_ENCODER = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                    max_position_embeddings=512, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("MODERATION_DATA_DIR", ROOT.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def taxonomy():
+    from moderation.taxonomy import load_taxonomy
+
+    return load_taxonomy()
+
+
+@pytest.fixture(scope="session")
+def examples(taxonomy):
+    from moderation.data import load_examples
+
+    if not data_dir().is_dir():
+        pytest.skip(f"datasets not found at {data_dir()}")
+    return load_examples(data_dir(), taxonomy=taxonomy)
+
+
+def make_tiny_policy(categories, finetune="full", max_length=32, stride=8, seed=0):
+    import torch
+
+    from moderation.policy import PolicyConfig, PolicyModel, base_model_dir
+
+    torch.manual_seed(seed)
+    cfg = PolicyConfig(categories=list(categories), encoder=dict(TINY_ENCODER), max_length=max_length, stride=stride,
+                       finetune=finetune)
+    return PolicyModel.from_config(cfg, base_model_dir() / "tokenizer.json")
+
+
+@pytest.fixture
+def tiny_policy(taxonomy):
+    return make_tiny_policy(taxonomy.names)
+
+
+@pytest.fixture(scope="session")
+def small_examples(examples):
+    """A few hundred real examples per split, every source represented."""
+    by = {"train": [], "validation": [], "test": []}
+    seen = {}
+    for e in examples:
+        key = (e.source, e.split)
+        if seen.get(key, 0) < 40:
+            seen[key] = seen.get(key, 0) + 1
+            by[e.split].append(e)
+    return by
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, taxonomy):
+    out = tmp_path_factory.mktemp("tiny_ckpt")
+    make_tiny_policy(taxonomy.names).save(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tmp_path_factory, taxonomy, tiny_checkpoint, small_examples):
+    """The tiny policy exported through the real pipeline (ONNX, fusion, INT8, gate, card, manifest)."""
+    from moderation.export import ExportConfig, export_package
+
+    out = tmp_path_factory.mktemp("pkg") / "tiny"
+    export_package(tiny_checkpoint, out, taxonomy, small_examples["validation"], small_examples["test"],
+                   ExportConfig(parity_examples=200), log=lambda *a: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def default_package():
+    pkg = ROOT / "models" / "default"
+    if not (pkg / "manifest.json").is_file():
+        pytest.skip("models/default has not been exported yet")
+    return pkg

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from moderation.taxonomy import TaxonomyError, load_taxonomy, parse_taxonomy
+
+GOOD = {"name": "t", "version": "1", "category": [
+    {"name": "toxic", "definition": "rude", "cost_fn": 1.0, "cost_fp": 1.0, "review_recall": 0.9, "block_precision": 0.9},
+    {"name": "spam", "definition": "ads", "cost_fn": 2.0, "cost_fp": 0.5, "review_recall": 0.8, "block_precision": 0.95},
+]}
+
+
+def test_default_taxonomy_has_the_seven_categories():
+    t = load_taxonomy()
+    assert t.names == ["toxic", "hate", "violence", "sexual", "self_harm", "misleading", "spam"]
+    assert all(c.definition for c in t.categories)
+    assert t.cost_fn[t.index("self_harm")] > t.cost_fp[t.index("self_harm")]  # a missed crisis costs more
+
+
+def test_round_trip_through_toml(tmp_path):
+    t = load_taxonomy()
+    p = tmp_path / "t.toml"
+    p.write_text(t.to_toml())
+    assert load_taxonomy(p) == t
+
+
+def test_utility_counts_costs():
+    t = parse_taxonomy(GOOD)
+    gold = np.array([[1, 0], [0, 1]])
+    assert t.utility(gold, gold).tolist() == [0.0, 0.0]
+    # missed toxic (cost_fn 1) + false spam (cost_fp 0.5)
+    assert t.utility(np.array([[0, 1]]), np.array([[1, 0]])).tolist() == [-1.5]
+    # a masked category costs nothing
+    assert t.utility(np.array([[0, 1]]), np.array([[1, 0]]), mask=np.array([[0, 1]])).tolist() == [-0.5]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["category"][1].pop("cost_fn"), "category[1] (spam).cost_fn is missing"),
+    (lambda d: d["category"][0].update(cost_fp=-1), "category[0] (toxic).cost_fp must be > 0.0"),
+    (lambda d: d["category"][0].update(review_recall=1.5), "category[0] (toxic).review_recall must be > 0.0 and <= 1.0"),
+    (lambda d: d["category"][1].update(name="toxic"), "category[1] (toxic).name is a duplicate"),
+    (lambda d: d["category"][0].update(name="bad name"), "category[0].name must be an identifier"),
+    (lambda d: d["category"][0].update(definition=""), "category[0] (toxic).definition must be a non-empty string"),
+    (lambda d: d["category"][0].update(colour="red"), "category[0] (toxic) has unknown field(s): colour"),
+    (lambda d: d["category"][0].update(cost_fn="high"), "category[0] (toxic).cost_fn must be a number"),
+    (lambda d: d.pop("category"), "needs at least one [[category]]"),
+])
+def test_invalid_taxonomy_names_the_field(mutate, message):
+    import copy
+
+    data = copy.deepcopy(GOOD)
+    mutate(data)
+    with pytest.raises(TaxonomyError) as e:
+        parse_taxonomy(data, "my.toml")
+    assert message in str(e.value)
+    assert str(e.value).startswith("my.toml")
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    p = tmp_path / "broken.toml"
+    p.write_text("name = ")
+    with pytest.raises(TaxonomyError, match="broken.toml: not valid TOML"):
+        load_taxonomy(p)
+    with pytest.raises(TaxonomyError, match="not found"):
+        load_taxonomy(tmp_path / "nope.toml")
