@@ -78,12 +78,13 @@ def read_manifest(package_dir: Path, verify: bool = True) -> dict:
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise ModelPackageError(f"{mpath}: has no 'files' table")
-    for name in PACKAGE_FILES:
+    for name in PACKAGE_FILES:  # every file present first, then every hash
         if name not in files:
             raise ModelPackageError(f"{mpath}: does not list {name}")
+        if not (package_dir / name).is_file():
+            raise ModelPackageError(f"{package_dir / name}: missing from the model package")
+    for name in PACKAGE_FILES:
         path = package_dir / name
-        if not path.is_file():
-            raise ModelPackageError(f"{path}: missing from the model package")
         if verify:
             expected = files[name].get("sha256")
             actual = sha256_of(path)

@@ -61,6 +61,8 @@ class ScanSummary:
 
 
 def detect_format(path: str, explicit: str | None) -> str:
+    if path != "-" and Path(path).is_dir():
+        raise ScanError(f"{path}: is a directory, not a file")
     if explicit:
         if explicit not in FORMATS:
             raise ScanError(f"unknown --format {explicit!r}; choose one of {', '.join(FORMATS)}")
