@@ -24,8 +24,11 @@ app = typer.Typer(help="Content moderation you own: train, review, improve and r
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
 data_app = typer.Typer(help="Inspect the training datasets.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models (step 1: supervised policy).", no_args_is_help=True)
+review_app = typer.Typer(help="Step 2: human review in Label Studio (server, queues, feedback, simulated reviewers).",
+                         no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
+app.add_typer(review_app, name="review")
 
 DataDir = Annotated[Optional[Path], typer.Option(help="Folder holding the datasets (default: ../shared/datasets or $MODERATION_DATA_DIR).")]
 TaxonomyPath = Annotated[Optional[Path], typer.Option(help="Your own taxonomy TOML (default: the shipped one).")]
@@ -306,6 +309,188 @@ def export_cmd(
         fail(str(e), ExitCode.GATE_FAILED)
     typer.echo(json.dumps({"package": str(out), "version": manifest["version"], "parity": manifest["parity"],
                            "test_macro_auprc": manifest["test_macro_auprc"]}))
+
+
+# ---------------------------------------------------------------- review (Label Studio)
+
+LSDir = Annotated[Optional[Path], typer.Option("--ls-dir", help="Label Studio data folder (default data/labelstudio or $MODERATION_LABELSTUDIO_DIR).")]
+Project = Annotated[str, typer.Option(help="Label Studio project title.")]
+StoreDir = Annotated[Path, typer.Option(help="Feedback store folder.")]
+LSUrl = Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default $LABEL_STUDIO_URL or the server we started).")]
+
+
+def _review_client(ls_dir: Optional[Path], url: Optional[str]):
+    from labeling.client import connect
+    from labeling.server import LabelStudioError, data_dir, load_credentials, status
+
+    try:
+        running = status(ls_dir)
+        creds = load_credentials(data_dir(ls_dir), url or (running.get("url") if running.get("running") else None))
+        return connect(creds), creds
+    except LabelStudioError as e:
+        fail(str(e))
+
+
+@review_app.command("serve")
+def review_serve(ls_dir: LSDir = None, port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+                 host: Annotated[str, typer.Option(help="Interface; keep loopback unless you know why.")] = "127.0.0.1") -> None:
+    """Start a local Label Studio (offline, loopback) and print how to log in. A second start reuses the data."""
+    from labeling.server import LabelStudioError, data_dir, start
+
+    try:
+        creds = start(ls_dir, host=host, port=port, log=lambda m: typer.echo(m, err=True))
+    except LabelStudioError as e:
+        fail(str(e))
+    typer.echo(f"Label Studio is up at {creds.url}\n  log in as {creds.username}; the password and API token are in "
+               f"{data_dir(ls_dir) / 'credentials.json'} (or your LABEL_STUDIO_* environment variables)\n"
+               f"  stop it with: moderate review stop")
+
+
+@review_app.command("stop")
+def review_stop(ls_dir: LSDir = None) -> None:
+    """Stop the Label Studio server started by `review serve`."""
+    from labeling.server import stop
+
+    typer.echo("stopped" if stop(ls_dir) else "no server was running")
+
+
+@review_app.command("status")
+def review_status(ls_dir: LSDir = None) -> None:
+    """Is our Label Studio running and healthy?"""
+    from labeling.server import status
+
+    s = status(ls_dir)
+    typer.echo(json.dumps(s))
+    if not s.get("healthy"):
+        raise typer.Exit(1)
+
+
+class Strategy(str, Enum):
+    uncertainty = "uncertainty"
+    disagreement = "disagreement"
+    random = "random"
+    audit = "audit"
+
+
+@review_app.command("push")
+def review_push(
+    input: Annotated[Optional[str], typer.Argument(help="Items to choose from (any `scan` input format); omit to use --split of the datasets.")] = None,
+    n: Annotated[int, typer.Option(min=1, help="How many items to push.")] = 100,
+    strategy: Annotated[Strategy, typer.Option(help="uncertainty, disagreement, random or audit.")] = Strategy.uncertainty,
+    k: Annotated[int, typer.Option(min=2, max=8, help="Proposals per item (greedy + sampled).")] = 4,
+    split: Annotated[str, typer.Option(help="Dataset split to draw from when no INPUT is given.")] = "train",
+    model: Annotated[Optional[Path], typer.Option(help="Model package proposing labels (default: the shipped one).")] = None,
+    project: Project = "Moderation review",
+    text_field: Annotated[str, typer.Option(help="Text key/column of INPUT.")] = "text",
+    id_field: Annotated[str, typer.Option(help="Id key/column of INPUT.")] = "id",
+    ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
+) -> None:
+    """Choose items with a strategy and push them as review tasks with K proposals (idempotent)."""
+    from labeling.queue import QueueItem, ensure_project, push, select
+    from labeling.server import LabelStudioError
+    from moderation.runtime import Moderator
+    from moderation.scan import ScanError, detect_format, read_items
+
+    mod = Moderator.load(model)
+    if input is None:
+        pool = [e for e in _examples(data_dir, mod.taxonomy) if e.split == split]
+        ids, texts, sources = [e.id for e in pool], [e.text for e in pool], [e.source for e in pool]
+    else:
+        try:
+            rows = [r for r in read_items(input, detect_format(input, None), text_field, id_field) if hasattr(r, "text")]
+        except ScanError as e:
+            fail(str(e))
+        ids, texts, sources = [r.id for r in rows], [r.text for r in rows], [input] * len(rows)
+    typer.echo(f"scoring {len(texts)} candidate items…", err=True)
+    scores = mod.score(texts)
+    items = [QueueItem(i, t, s, src) for i, t, s, src in zip(ids, texts, scores, sources)]
+    chosen = select(items, n, strategy.value, mod.review_thresholds, k=k, seed=seed)
+    client, creds = _review_client(ls_dir, url)
+    try:
+        proj = ensure_project(client, creds.url, project, mod.taxonomy)
+        result = push(client, creds.url, proj.id, chosen, mod.taxonomy, mod.version, mod.review_thresholds, k=k, seed=seed)
+    except LabelStudioError as e:
+        fail(str(e))
+    typer.echo(json.dumps({"project": proj.id, "strategy": strategy.value, **result}))
+
+
+@review_app.command("pull")
+def review_pull(project: Project = "Moderation review", store: StoreDir = Path("data/feedback"),
+                taxonomy: TaxonomyPath = None, ls_dir: LSDir = None, url: LSUrl = None) -> None:
+    """Export annotations, validate every result, and add new ones to the feedback store (pulling twice changes nothing).
+
+    Exit code 3 when some annotations were rejected (each is reported; the valid ones are stored).
+    """
+    from labeling.annotations import export_tasks, tasks_to_judgments
+    from labeling.queue import ensure_project
+    from labeling.server import LabelStudioError
+    from moderation.feedback import FeedbackStore
+
+    tax = _taxonomy(taxonomy)
+    client, creds = _review_client(ls_dir, url)
+    try:
+        proj = ensure_project(client, creds.url, project, tax)
+        tasks = export_tasks(client, creds.url, proj.id)
+    except LabelStudioError as e:
+        fail(str(e))
+    judgments, rejected = tasks_to_judgments(tasks, tax)
+    fb = FeedbackStore(store, tax.names)
+    new = fb.add(judgments)
+    typer.echo(json.dumps({"tasks": len(tasks), "annotations": len(judgments) + len(rejected), "new": new,
+                           "rejected": len(rejected), "store": str(store), **fb.stats()}))
+    for r in rejected:
+        typer.secho(f"rejected: {r}", fg=typer.colors.YELLOW, err=True)
+    if rejected:
+        raise typer.Exit(ExitCode.ITEM_ERRORS)
+
+
+@review_app.command("simulate")
+def review_simulate(project: Project = "Moderation review",
+                    reviewers: Annotated[int, typer.Option(min=1, help="Simulated reviewers (Label Studio users).")] = 3,
+                    per_item: Annotated[int, typer.Option(min=1, help="Reviews per item (2+ gives agreement numbers).")] = 1,
+                    noise: Annotated[float, typer.Option(min=0.0, max=0.5, help="Slip probability per category and per ranking step.")] = 0.05,
+                    limit: Annotated[Optional[int], typer.Option(help="Annotate at most this many tasks.")] = None,
+                    taxonomy: TaxonomyPath = None, ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None,
+                    seed: Seed = 0) -> None:
+    """Review open tasks as simulated reviewers drawn from the multi-annotator datasets, through the real API."""
+    from labeling.queue import ensure_project
+    from labeling.server import LabelStudioError
+    from labeling.simulate import simulatable_examples, simulate
+
+    tax = _taxonomy(taxonomy)
+    examples = simulatable_examples(_examples(data_dir, tax))
+    client, creds = _review_client(ls_dir, url)
+    try:
+        proj = ensure_project(client, creds.url, project, tax)
+        result = simulate(client, creds.url, proj.id, examples, tax, reviewers=reviewers, per_item=per_item, noise=noise,
+                          limit=limit, seed=seed)
+    except (LabelStudioError, ValueError) as e:
+        fail(str(e))
+    typer.echo(json.dumps(result))
+
+
+@review_app.command("stats")
+def review_stats(store: StoreDir = Path("data/feedback"), taxonomy: TaxonomyPath = None) -> None:
+    """Per-category Krippendorff's alpha across reviewers, items reviewed, items per reviewer-hour."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from labeling.annotations import agreement, throughput
+    from moderation.feedback import FeedbackStore
+
+    tax = _taxonomy(taxonomy)
+    fb = FeedbackStore(store, tax.names)
+    js = fb.judgments()
+    alpha = agreement(js, tax.names)
+    tp = throughput(js)
+    table = Table(title=f"{tp['reviewed']} reviews of {tp['items']} items ({tp['skipped']} skipped); "
+                        f"{tp['items_per_hour'] or 0:.0f} reviews per reviewer-hour")
+    table.add_column("category")
+    table.add_column("Krippendorff's alpha", justify="right")
+    for c in tax.names:
+        table.add_row(c, "—" if alpha[c] is None else f"{alpha[c]:.3f}")
+    Console().print(table)
+    typer.echo(json.dumps({"alpha": alpha, **tp, **fb.stats()}))
 
 
 def main() -> None:  # console-script entry point

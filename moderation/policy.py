@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from moderation.proposals import Proposal, proposals_from_logits
 from moderation.windows import Windows, encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch
 
 
@@ -66,16 +67,6 @@ class PolicyConfig:
         if "target_modules" in lora:
             lora["target_modules"] = tuple(lora["target_modules"])
         return cls(**d, lora=LoraSettings(**lora))
-
-
-@dataclass
-class Proposal:
-    labels: tuple[int, ...]  # y in {0,1}^C, in taxonomy order
-    log_prob: float  # log pi(y|x) under the policy at temperature 1
-    kind: str  # "greedy" or "sampled"
-
-    def names(self, categories: list[str]) -> list[str]:
-        return [c for c, y in zip(categories, self.labels) if y]
 
 
 class PolicyModel(nn.Module):
@@ -297,45 +288,6 @@ def bernoulli_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor
     lq, l1q = F.logsigmoid(logits_q), F.logsigmoid(-logits_q)
     p = torch.sigmoid(logits_p)
     return (p * (lp - lq) + (1 - p) * (l1p - l1q)).sum(-1)
-
-
-def _np_log_prob(logits: np.ndarray, y: np.ndarray) -> float:
-    return float(np.sum(y * -np.logaddexp(0, -logits) + (1 - y) * -np.logaddexp(0, logits)))
-
-
-def proposals_from_logits(logits: np.ndarray, k: int, temperature: float = 1.0, thresholds: np.ndarray | None = None,
-                          seed: int = 0, max_draws: int = 64) -> list[list[Proposal]]:
-    """Greedy + sampled distinct label sets from calibrated logits (numpy; no model needed)."""
-    rng = np.random.default_rng(seed)
-    n, c = logits.shape
-    probs = 1.0 / (1.0 + np.exp(-logits))
-    cut = np.full(c, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-    out = []
-    for i in range(n):
-        greedy = tuple(int(v) for v in (probs[i] >= cut))
-        seen = {greedy}
-        props = [Proposal(greedy, _np_log_prob(logits[i], np.array(greedy)), "greedy")]
-        p_t = 1.0 / (1.0 + np.exp(-logits[i] / temperature))
-        draws = 0
-        while len(props) < k and draws < max_draws:
-            draws += 1
-            y = tuple(int(v) for v in (rng.random(c) < p_t))
-            if y not in seen:
-                seen.add(y)
-                props.append(Proposal(y, _np_log_prob(logits[i], np.array(y)), "sampled"))
-        if len(props) < k:
-            # Confident policy: add the most likely unseen sets, flipping the least certain categories first.
-            for j in np.argsort(np.abs(logits[i])):
-                y = list(greedy)
-                y[j] = 1 - y[j]
-                y = tuple(y)
-                if y not in seen:
-                    seen.add(y)
-                    props.append(Proposal(y, _np_log_prob(logits[i], np.array(y)), "sampled"))
-                if len(props) >= k:
-                    break
-        out.append(props)
-    return out
 
 
 def set_seed(seed: int) -> None:

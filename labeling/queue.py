@@ -1,0 +1,119 @@
+"""Review queues: choose which items reviewers see, and push them to Label Studio with K proposals.
+
+Strategies (all see only model scores, never gold labels):
+  uncertainty   closest to a review threshold in logit space (the model is least sure what to do)
+  disagreement  the K proposals differ most (mean pairwise Hamming distance): the policy's own doubt
+  random        a uniform sample: unbiased estimates of error rates
+  audit         a sample of *confident* decisions (every category far from its thresholds), to measure
+                the precision of what the model would auto-allow or auto-block
+
+Pushing is idempotent: a task carries its `item_id`, and items already in the project are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeling.client import call
+from labeling.config import PROPOSALS, TEXT, labeling_config, proposal_id, proposal_title
+from moderation.proposals import proposals_from_logits
+from moderation.taxonomy import Taxonomy
+
+STRATEGIES = ("uncertainty", "disagreement", "random", "audit")
+
+
+@dataclass
+class QueueItem:
+    item_id: str
+    text: str
+    scores: np.ndarray  # calibrated probabilities, taxonomy order
+    source: str = ""
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def select(items: list[QueueItem], n: int, strategy: str, review_thresholds: np.ndarray, k: int = 4,
+           seed: int = 0) -> list[QueueItem]:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if not items:
+        return []
+    rng = np.random.default_rng(seed)
+    probs = np.stack([it.scores for it in items])
+    margin = np.abs(_logit(probs) - _logit(review_thresholds)).min(1)  # distance to the nearest decision boundary
+    if strategy == "uncertainty":
+        order = np.argsort(margin, kind="stable")
+    elif strategy == "disagreement":
+        spread = []
+        for props in proposals_from_logits(_logit(probs), k, seed=seed):
+            sets = np.array([p.labels for p in props])
+            spread.append(np.abs(sets[:, None, :] - sets[None, :, :]).sum(-1).mean())
+        order = np.argsort(-np.asarray(spread) + 1e-9 * margin, kind="stable")
+    elif strategy == "random":
+        order = rng.permutation(len(items))
+    else:  # audit: confident items only, sampled uniformly
+        confident = np.nonzero(margin >= np.quantile(margin, 0.5))[0]
+        order = rng.permutation(confident)
+    return [items[i] for i in order[:n]]
+
+
+def task_payload(item: QueueItem, taxonomy: Taxonomy, model_version: str, k: int, thresholds: np.ndarray,
+                 seed: int = 0) -> dict:
+    """One Label Studio task: the text, K proposals (greedy first), scores; the greedy proposal pre-fills the choices."""
+    props = proposals_from_logits(_logit(item.scores[None, :]), k, thresholds=thresholds, seed=seed)[0]
+    names = taxonomy.names
+    data = {
+        TEXT: item.text,
+        "item_id": item.item_id,
+        "source": item.source,
+        "model_version": model_version,
+        "scores": {c: round(float(s), 4) for c, s in zip(names, item.scores)},
+        PROPOSALS: [{"id": proposal_id(i), "title": proposal_title(p.labels, names),
+                     "body": f"{p.kind}; log-probability {p.log_prob:.2f}"} for i, p in enumerate(props)],
+        "proposal_labels": [list(p.labels) for p in props],
+    }
+    greedy = props[0].labels
+    result = [{"from_name": "categories", "to_name": TEXT, "type": "choices",
+               "value": {"choices": [c for c, y in zip(names, greedy) if y]}}] if any(greedy) else []
+    return {"data": data, "predictions": [{"model_version": model_version, "score": float(np.max(item.scores)),
+                                           "result": result}]}
+
+
+def ensure_project(client, url: str, title: str, taxonomy: Taxonomy):
+    """Find the project by title, or create it with the config generated from the taxonomy."""
+    config = labeling_config(taxonomy)
+    for p in call(lambda: list(client.projects.list()), url, "listing projects"):
+        if p.title == title:
+            if (p.label_config or "").strip() != config.strip():
+                call(lambda: client.projects.update(id=p.id, label_config=config), url, "updating the labeling config")
+            return p
+    return call(lambda: client.projects.create(title=title, label_config=config, show_skip_button=True,
+                                               description="Moderation review: correct the labels, rank the proposals."),
+                url, "creating the project")
+
+
+def existing_item_ids(client, url: str, project_id: int) -> set[str]:
+    tasks = call(lambda: list(client.tasks.list(project=project_id, fields="all")), url, "listing tasks")
+    return {str((t.data or {}).get("item_id")) for t in tasks}
+
+
+def push(client, url: str, project_id: int, items: list[QueueItem], taxonomy: Taxonomy, model_version: str,
+         review_thresholds: np.ndarray, k: int = 4, seed: int = 0, chunk: int = 500) -> dict:
+    """Import tasks with predictions; items whose item_id is already in the project are skipped."""
+    seen = existing_item_ids(client, url, project_id)
+    fresh = []
+    for it in items:
+        if it.item_id not in seen:
+            seen.add(it.item_id)
+            fresh.append(it)
+    created = 0
+    for i in range(0, len(fresh), chunk):
+        payload = [task_payload(it, taxonomy, model_version, k, review_thresholds, seed) for it in fresh[i : i + chunk]]
+        call(lambda: client.projects.import_tasks(id=project_id, request=payload, return_task_ids=True), url, "importing tasks")
+        created += len(payload)
+    return {"requested": len(items), "created": created, "already_present": len(items) - created}
