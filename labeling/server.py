@@ -70,6 +70,8 @@ def load_credentials(root: Path, url: str | None = None, create: bool = False) -
         "password": os.environ.get("LABEL_STUDIO_PASSWORD") or saved.get("password"),
         "token": os.environ.get("LABEL_STUDIO_USER_TOKEN") or os.environ.get("LABEL_STUDIO_API_KEY") or saved.get("token"),
     }
+    if not create and creds["token"]:  # a client needs only the URL and the token
+        return Credentials(**{k: v or "" for k, v in creds.items()})
     if not all(creds.values()):
         if not create:
             raise LabelStudioError(

@@ -87,3 +87,14 @@ def default_package():
     if not (pkg / "manifest.json").is_file():
         pytest.skip("models/default has not been exported yet")
     return pkg
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio on a free loopback port in a temp dir, started once per test session."""
+    from labeling.server import free_port, start, stop
+
+    root = tmp_path_factory.mktemp("labelstudio")
+    creds = start(root, port=free_port(), log=lambda *a: None)
+    yield creds, root
+    stop(root)
