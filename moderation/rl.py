@@ -1,0 +1,159 @@
+"""Step 4 of the loop: RL fine-tuning of the policy against the reward model.
+
+For each text in a batch, sample G label sets from the policy pi_theta (independent Bernoullis), score
+them with the reward model, and normalise within the group:
+
+    A_g = (r_g - mean(r)) / (std(r) + eps)
+
+then take PPO-style clipped steps (samples are reused for `ppo_epochs` updates):
+
+    ratio = exp(log pi_theta(y|x) - log pi_old(y|x))
+    L = -mean(min(ratio * A, clip(ratio, 1 - eps_clip, 1 + eps_clip) * A)) + beta * KL(pi_theta || pi_ref)
+
+The KL to the reference (supervised) policy is exact for independent Bernoullis:
+    KL = sum_c p log(p/q) + (1-p) log((1-p)/(1-q)).
+
+Everything that does not change during RL is computed once: the reference policy's logits and the
+reward model's text embeddings. Only the policy is run per step, so RL costs about as much as
+supervised training on the same texts.
+
+Reward hacking guard: every `eval_every` steps the greedy policy is scored on held-out labelled texts by
+the reviewer utility (the taxonomy's costs) and by the reward model. If the reward model's score rises
+while the held-out utility falls for `hack_patience` evaluations in a row, training stops and the
+best-utility policy is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from moderation.policy import PolicyModel, bernoulli_kl, entropy, label_set_log_prob, set_seed
+from moderation.reward import RewardModel
+from moderation.taxonomy import Taxonomy
+
+
+@dataclass
+class RLConfig:
+    steps: int = 200
+    batch_texts: int = 16
+    group_size: int = 8  # G samples per text
+    ppo_epochs: int = 2
+    clip: float = 0.2
+    kl_beta: float = 0.05
+    lr: float = 3e-4
+    sample_temperature: float = 1.0
+    eval_every: int = 25
+    hack_patience: int = 2
+    grad_clip: float = 1.0
+    max_length: int = 128
+    seed: int = 0
+
+
+@dataclass
+class RLHistory:
+    rows: list[dict] = field(default_factory=list)
+    stopped_for_reward_hacking: bool = False
+    best_step: int = 0
+
+
+def _group_advantages(r: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(B, G) rewards -> (B, G) advantages normalised within each text's group."""
+    return (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + eps)
+
+
+def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], pool_embeddings: np.ndarray,
+             taxonomy: Taxonomy, heldout_texts: list[str], heldout_gold: np.ndarray, heldout_mask: np.ndarray,
+             heldout_embeddings: np.ndarray, thresholds: np.ndarray, cfg: RLConfig = RLConfig(),
+             out_dir: str | Path | None = None, log=print) -> RLHistory:
+    """Fine-tune `policy` in place (LoRA adapters are enabled if it has none). Returns the history."""
+    from tqdm import tqdm
+
+    set_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    policy.config.max_length = min(policy.config.max_length, cfg.max_length)
+    if not policy.is_lora:
+        policy.enable_lora()
+    policy.eval()  # dropout off: log-probs must be the policy's, not a dropout sample's
+    reward.eval()
+    for p in reward.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        ref_logits = policy.text_logits(pool_texts, batch_size=64, max_windows=1).detach()
+    h_pool = torch.from_numpy(pool_embeddings)
+    h_held = torch.from_numpy(heldout_embeddings)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    thr_logit = torch.from_numpy(np.log(thresholds) - np.log1p(-thresholds)).float()
+
+    def evaluate(step: int) -> dict:
+        with torch.no_grad():
+            z = policy.text_logits(heldout_texts, batch_size=64, max_windows=1)
+            greedy = (z >= thr_logit).float()
+            util = taxonomy.utility(greedy.numpy(), (heldout_gold >= 0.5).astype(float), heldout_mask).mean()
+            rm = reward(h_held, greedy).mean().item()
+        return {"step": step, "heldout_utility": float(util), "heldout_rm_reward": rm}
+
+    history = RLHistory()
+    best = evaluate(0)
+    best_state = copy.deepcopy({k: v.detach().clone() for k, v in policy.state_dict().items()})
+    history.rows.append({**best, "reward": None, "kl": 0.0, "entropy": None})
+    log(f"RL start: held-out utility {best['heldout_utility']:.4f}, RM reward {best['heldout_rm_reward']:.4f}")
+    last_eval, bad = best, 0
+    started = time.time()
+    bar = tqdm(range(1, cfg.steps + 1), desc="rl", unit="step")
+    for step in bar:
+        batch = rng.choice(len(pool_texts), size=min(cfg.batch_texts, len(pool_texts)), replace=False)
+        texts = [pool_texts[i] for i in batch]
+        b = torch.from_numpy(batch)
+        with torch.no_grad():
+            z_old = policy.text_logits(texts, max_windows=1)
+            p_sample = torch.sigmoid(z_old / cfg.sample_temperature)
+            y = torch.bernoulli(p_sample.unsqueeze(1).expand(-1, cfg.group_size, -1))  # (B, G, C)
+            r = reward(h_pool[b], y)  # (B, G)
+            adv = _group_advantages(r)
+            logp_old = label_set_log_prob(z_old, y)
+        for _ in range(cfg.ppo_epochs):
+            z = policy.text_logits(texts, max_windows=1)
+            ratio = torch.exp(label_set_log_prob(z, y) - logp_old)
+            pg = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv).mean()
+            kl = bernoulli_kl(z, ref_logits[b]).mean()
+            loss = pg + cfg.kl_beta * kl
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+        row = {"step": step, "reward": r.mean().item(), "kl": kl.item(), "entropy": entropy(z.detach()).mean().item()}
+        bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl']:.3f}")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            ev = evaluate(step)
+            row.update(ev)
+            if ev["heldout_utility"] > best["heldout_utility"]:
+                best = ev
+                best_state = copy.deepcopy({k: v.detach().clone() for k, v in policy.state_dict().items()})
+                history.best_step = step
+            hacking = ev["heldout_rm_reward"] > last_eval["heldout_rm_reward"] and ev["heldout_utility"] < last_eval["heldout_utility"]
+            bad = bad + 1 if hacking else 0
+            last_eval = ev
+            if bad >= cfg.hack_patience:
+                history.stopped_for_reward_hacking = True
+                history.rows.append(row)
+                log(f"stopping at step {step}: reward-model score rose while held-out utility fell for {bad} "
+                    "evaluations in a row (reward hacking); keeping the best-utility policy")
+                break
+        history.rows.append(row)
+    bar.close()
+    policy.load_state_dict(best_state)
+    log(f"RL done in {time.time() - started:.0f}s: best held-out utility {best['heldout_utility']:.4f} at step "
+        f"{history.best_step}")
+    if out_dir is not None:
+        out = Path(out_dir)
+        policy.save(out)
+        (out / "rl_history.json").write_text(json.dumps({"config": asdict(cfg), **asdict(history)}, indent=2))
+    return history
