@@ -143,6 +143,106 @@ def train_sft_cmd(
     typer.echo(json.dumps({k: summary[k] for k in ("best_epoch", "best_val_macro_auprc", "train_seconds", "stopped_early")}))
 
 
+@train_app.command("reward")
+def train_reward_cmd(
+    store: Annotated[Path, typer.Option(help="Feedback store (from `review pull`).")] = Path("data/feedback"),
+    policy: Annotated[Path, typer.Option(help="Supervised policy checkpoint whose encoder embeds the texts.")] = Path("runs/sft-default"),
+    out: Annotated[Path, typer.Option(help="Folder for the reward model and its report.")] = Path("runs/reward"),
+    holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Share of items held out for pairwise accuracy.")] = 0.2,
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    taxonomy: TaxonomyPath = None,
+    seed: Seed = 0,
+) -> None:
+    """Step 3: Bradley-Terry reward model on the store's preference pairs; held-out accuracy vs two baselines."""
+    import numpy as np
+    import torch
+
+    from moderation.data import stable_unit
+    from moderation.feedback import FeedbackStore
+    from moderation.policy import PolicyModel, label_set_log_prob, set_seed
+    from moderation.reward import RewardConfig, embed_texts, pairs_to_arrays, pairwise_accuracy, train_reward
+
+    set_seed(seed)
+    tax = _taxonomy(taxonomy)
+    pairs = FeedbackStore(store, tax.names).pairs()
+    if len(pairs) < 10:
+        fail(f"{store}: only {len(pairs)} preference pairs; pull more reviews first")
+    texts = sorted({p.text for p in pairs})
+    index = {t: i for i, t in enumerate(texts)}
+    held = {t for t in texts if stable_unit(t, seed + 1) < holdout}  # whole items held out, never split pairs
+    pol = PolicyModel.load(policy)
+    typer.echo(f"embedding {len(texts)} texts with the policy's encoder…", err=True)
+    emb = embed_texts(pol, texts)
+    tr = [p for p in pairs if p.text not in held]
+    te = [p for p in pairs if p.text in held]
+    cfg = RewardConfig(embed_dim=emb.shape[1], n_categories=len(tax.names), epochs=epochs, seed=seed)
+    model = train_reward(emb, *pairs_to_arrays(tr, index), cfg, log=lambda m: typer.echo(m, err=True))
+    model.save(out)
+    i_te, c_te, r_te = pairs_to_arrays(te, index)
+    report = {"pairs_train": len(tr), "pairs_heldout": len(te), "texts": len(texts),
+              "accuracy_reward_model": pairwise_accuracy(model, emb, i_te, c_te, r_te)}
+    # Baselines on the same held-out pairs: closeness to the policy's greedy set, and the policy's log-prob.
+    with torch.no_grad():
+        z = pol.eval().text_logits([texts[i] for i in i_te], max_windows=1) if len(te) else torch.zeros((0, len(tax.names)))
+    greedy = (torch.sigmoid(z) >= 0.5).float().numpy()
+    ham_c, ham_r = np.abs(c_te - greedy).sum(1), np.abs(r_te - greedy).sum(1)
+    report["accuracy_hamming_to_greedy"] = float(((ham_c < ham_r) + 0.5 * (ham_c == ham_r)).mean()) if len(te) else None
+    lp_c = label_set_log_prob(z, torch.from_numpy(c_te)).numpy()
+    lp_r = label_set_log_prob(z, torch.from_numpy(r_te)).numpy()
+    report["accuracy_policy_log_prob"] = float(((lp_c > lp_r) + 0.5 * (lp_c == lp_r)).mean()) if len(te) else None
+    (out / "reward_report.json").write_text(json.dumps(report, indent=2))
+    typer.echo(json.dumps(report))
+
+
+@train_app.command("rl")
+def train_rl_cmd(
+    policy: Annotated[Path, typer.Option(help="Supervised policy checkpoint (the reference for the KL).")] = Path("runs/sft-default"),
+    reward: Annotated[Path, typer.Option(help="Reward model folder (from `train reward`).")] = Path("runs/reward"),
+    out: Annotated[Path, typer.Option(help="Checkpoint folder for the RL policy (LoRA merged).")] = Path("runs/rl"),
+    pool_size: Annotated[int, typer.Option(min=16, help="Unlabelled texts to sample from (train split, labels unused).")] = 2000,
+    heldout_size: Annotated[int, typer.Option(min=16, help="Labelled validation texts for held-out utility.")] = 1000,
+    steps: Annotated[int, typer.Option(min=1)] = 200,
+    group_size: Annotated[int, typer.Option(min=2, help="Label sets sampled per text (G).")] = 8,
+    kl_beta: Annotated[float, typer.Option(min=0.0, help="Weight of the exact KL to the reference policy.")] = 0.05,
+    lr: Annotated[float, typer.Option(help="LoRA learning rate.")] = 3e-4,
+    thresholds_from: Annotated[Optional[Path], typer.Option(help="Model package whose review thresholds define greedy decisions.")] = None,
+    data_dir: DataDir = None,
+    taxonomy: TaxonomyPath = None,
+    seed: Seed = 0,
+) -> None:
+    """Step 4: policy-gradient fine-tuning (LoRA) against the reward model, with a KL leash and a reward-hacking guard."""
+    import numpy as np
+
+    from moderation.data import label_matrix
+    from moderation.policy import PolicyModel, set_seed
+    from moderation.reward import RewardModel, embed_texts
+    from moderation.rl import RLConfig, train_rl
+
+    set_seed(seed)
+    tax = _taxonomy(taxonomy)
+    examples = _examples(data_dir, tax)
+    rng = np.random.default_rng(seed)
+    train = [e for e in examples if e.split == "train"]
+    val = [e for e in examples if e.split == "validation"]
+    pool = [train[i].text for i in rng.choice(len(train), min(pool_size, len(train)), replace=False)]
+    held = [val[i] for i in rng.choice(len(val), min(heldout_size, len(val)), replace=False)]
+    y, m = label_matrix(held, tax.names)
+    if thresholds_from is not None:
+        thr_json = json.loads((thresholds_from / "thresholds.json").read_text())
+        thresholds = np.array([thr_json[c]["review"] for c in tax.names])
+    else:
+        thresholds = np.full(len(tax.names), 0.5)
+    pol = PolicyModel.load(policy)
+    typer.echo("embedding the pool and held-out texts for the reward model…", err=True)
+    emb_pool, emb_held = embed_texts(pol, pool), embed_texts(pol, [e.text for e in held])
+    rm = RewardModel.load(reward)
+    cfg = RLConfig(steps=steps, group_size=group_size, kl_beta=kl_beta, lr=lr, seed=seed)
+    hist = train_rl(pol, rm, pool, emb_pool, tax, [e.text for e in held], y, m, emb_held, thresholds, cfg, out_dir=out,
+                    log=lambda msg: typer.echo(msg, err=True))
+    typer.echo(json.dumps({"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
+                           "final": hist.rows[-1], "out": str(out)}))
+
+
 # ---------------------------------------------------------------- scan
 
 
@@ -286,13 +386,13 @@ def export_cmd(
     out: Annotated[Path, typer.Option(help="Model package folder to write.")] = Path("models/candidate"),
     version: Annotated[str, typer.Option(help="Version recorded in the manifest and card.")] = "0.1.0",
     optimize: Annotated[bool, typer.Option(help="Fuse attention/LayerNorm/GELU with ORT's transformer optimizer.")] = True,
-    quantize: Annotated[bool, typer.Option(help="Dynamic INT8 quantization.")] = True,
+    quantization: Annotated[str, typer.Option(help="int8-weights (INT8 weights, fp32 compute; default), int8-dynamic (faster, less exact) or none.")] = "int8-weights",
     parity_examples: Annotated[int, typer.Option(min=10, help="Validation texts compared torch vs ONNX.")] = 2000,
     data_dir: DataDir = None,
     taxonomy: TaxonomyPath = None,
     seed: Seed = 0,
 ) -> None:
-    """Step 5: ONNX INT8 model package, refused if probabilities move > 0.02 or any AUPRC drops > 0.005."""
+    """Step 5: ONNX model package with INT8 weights, refused if probabilities move > 0.02 or any AUPRC drops > 0.005."""
     from moderation.export import ExportConfig, ParityError, export_package
     from moderation.policy import set_seed
 
@@ -301,7 +401,7 @@ def export_cmd(
         fail(f"{checkpoint}: not a policy checkpoint (no policy_config.json)")
     tax = _taxonomy(taxonomy)
     examples = _examples(data_dir, tax, seed)
-    cfg = ExportConfig(version=version, optimize=optimize, quantize=quantize, parity_examples=parity_examples)
+    cfg = ExportConfig(version=version, optimize=optimize, quantization=quantization, parity_examples=parity_examples)
     try:
         manifest = export_package(checkpoint, out, tax, [e for e in examples if e.split == "validation"],
                                   [e for e in examples if e.split == "test"], cfg)

@@ -5,7 +5,8 @@
 Both engines score the same texts from the test split, each in its own subprocess (so peak RSS is its own):
   torch_fp32_naive  the policy in torch fp32, eager, batches of 32 in input order (unsorted), padded to the
                     batch's longest, truncated at 256 tokens: how one usually runs a transformers model
-  runtime           `Moderator` (ONNX Runtime, INT8, length-sorted batches, windows for long texts)
+  runtime           `Moderator` (ONNX Runtime, INT8 weights, fused attention, length-sorted batches, and
+                    overlapping windows for long texts: it scores the whole text where torch truncates)
 Each engine runs `--repeats` times after a warm-up; the median is reported. Also: single-text latency
 (p50/p99 over --latency-n texts, one call each) and peak RSS. Results go to benchmarks/results/throughput.json.
 """
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def load_texts(n: int, data_dir: str | None, seed: int = 0) -> list[str]:
+def sample_texts(n: int, data_dir: str | None, seed: int = 0) -> list[str]:
     import random
 
     from moderation.data import load_examples
@@ -34,6 +35,11 @@ def load_texts(n: int, data_dir: str | None, seed: int = 0) -> list[str]:
     test = [e.text for e in load_examples(data_dir) if e.split == "test"]
     random.Random(seed).shuffle(test)
     return test[:n]
+
+
+def load_texts(args) -> list[str]:
+    """Workers read the parent's sample from a file, so their peak RSS is the engine's, not the datasets'."""
+    return json.loads(Path(args.texts_file).read_text())
 
 
 def peak_rss_mib() -> float:
@@ -48,7 +54,7 @@ def worker_torch(args) -> dict:
     from moderation.windows import load_tokenizer
 
     torch.set_num_threads(args.threads)
-    texts = load_texts(args.n, args.data_dir)
+    texts = load_texts(args)
     ckpt = Path(args.checkpoint)
     if (ckpt / "policy_config.json").is_file():
         model = PolicyModel.load(ckpt)
@@ -85,7 +91,7 @@ def worker_runtime(args) -> dict:
 
     from moderation.runtime import Moderator
 
-    texts = load_texts(args.n, args.data_dir)
+    texts = load_texts(args)
     rss_before_model = peak_rss_mib()
     mod = Moderator.load(args.model, threads=args.threads, batch_size=32)
     mod.score(texts[:64])  # warm-up
@@ -99,7 +105,7 @@ def worker_runtime(args) -> dict:
         t0 = time.perf_counter()
         mod.score([t])
         lat.append((time.perf_counter() - t0) * 1000)
-    return {"engine": "runtime_onnx_int8", "n": len(texts), "seconds": times, "texts_per_s": len(texts) / statistics.median(times),
+    return {"engine": "runtime_onnx_int8_weights", "n": len(texts), "seconds": times, "texts_per_s": len(texts) / statistics.median(times),
             "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p99": float(np.percentile(lat, 99)),
             "peak_rss_mib": peak_rss_mib(), "peak_rss_before_model_mib": rss_before_model}
 
@@ -115,15 +121,21 @@ def main() -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
     p.add_argument("--worker", choices=["torch", "runtime"], help=argparse.SUPPRESS)
+    p.add_argument("--texts-file", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker_torch(args) if args.worker == "torch" else worker_runtime(args)))
         return
 
+    import tempfile
+
+    texts = sample_texts(args.n, args.data_dir)
+    tmp = Path(tempfile.mkdtemp()) / "texts.json"
+    tmp.write_text(json.dumps(texts))
     results = {}
     for engine in ("torch", "runtime"):
         print(f"running {engine}…", file=sys.stderr)
-        cmd = [sys.executable, __file__, "--worker", engine, *sys.argv[1:]]
+        cmd = [sys.executable, __file__, "--worker", engine, "--texts-file", str(tmp), *sys.argv[1:]]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"{engine} worker failed:\n{out.stderr[-3000:]}")

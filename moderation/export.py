@@ -1,8 +1,15 @@
 """Step 5 of the loop: export a policy checkpoint to an ONNX INT8 model package, behind a parity gate.
 
-    checkpoint (safetensors, LoRA merged) -> ONNX fp32 (eager attention, dynamic batch and sequence)
+    checkpoint (safetensors, LoRA merged) -> ONNX (eager attention, dynamic batch and sequence)
       -> ORT transformer optimizer (fused attention / LayerNorm / GELU)
-      -> dynamic INT8 quantization (per-channel weights)
+      -> INT8 weights: the token-embedding table as INT8 with one scale per token (dequantized in the graph)
+         and every encoder MatMul as block-wise INT8 weights (MatMulNBits, 8 bits, blocks of 32); compute
+         stays fp32. About 32 MB instead of 91 MB.
+
+Why not dynamic INT8 (activations quantized per tensor at run time)? Measured on this model it runs 2x
+faster, but moves probabilities by up to 0.18-0.25 and costs violence 0.03 AUPRC on validation texts:
+the parity gate refuses it. It stays available as `quantization="int8-dynamic"` for models it suits.
+The steps after quantization:
       -> parity gate on validation texts against the torch model:
            max |p_onnx - p_torch| <= 0.02 and no category's AUPRC drops by more than 0.005
       -> thresholds tuned on validation with the exported model, metrics on test, card, manifest.
@@ -14,6 +21,7 @@ failed export never leaves a half-written package behind.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -21,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from moderation.data import SOURCE_TABLE, Example, label_matrix
 from moderation.evaluate import Thresholds, auprc, evaluate_scores, tune_thresholds
@@ -37,24 +46,48 @@ class ExportConfig:
     version: str = "0.1.0"
     opset: int = 17
     optimize: bool = True  # ORT transformer fusions (attention, LayerNorm, GELU)
-    quantize: bool = True  # dynamic INT8
-    per_channel: bool = True
+    quantization: str = "int8-weights"  # "int8-weights" | "int8-dynamic" | "none"
+    block_size: int = 32  # int8-weights: weights per scale in the encoder MatMuls
     max_abs_diff: float = 0.02
     max_auprc_drop: float = 0.005
     parity_examples: int = 2000
     name: str = "moderation-policy"
 
 
-def export_onnx_fp32(model, out_path: Path, opset: int = 17) -> None:
-    import torch
+class _ExportGraph(torch.nn.Module):
+    """What the ONNX graph computes: ids, mask -> calibrated probabilities. With `int8_embeddings`, the
+    token-embedding table is stored as INT8 rows with one fp32 scale each and dequantized per lookup."""
 
+    def __init__(self, policy, int8_embeddings: bool):
+        super().__init__()
+        self.policy = policy
+        self.int8_embeddings = int8_embeddings
+        if int8_embeddings:
+            table = policy.bert().embeddings.word_embeddings.weight.detach()
+            scale = table.abs().amax(1).clamp(min=1e-8) / 127.0
+            self.register_buffer("embedding_int8", torch.round(table / scale[:, None]).to(torch.int8))
+            self.register_buffer("embedding_scale", scale)
+
+    def forward(self, input_ids, attention_mask):
+        bert = self.policy.bert()
+        if self.int8_embeddings:
+            embeds = self.embedding_int8[input_ids].float() * self.embedding_scale[input_ids].unsqueeze(-1)
+            hidden = bert(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        else:
+            hidden = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits = self.policy.head_logits(hidden, attention_mask)
+        return torch.sigmoid(logits / self.policy.log_temperature.exp())
+
+
+def export_onnx(model, out_path: Path, opset: int = 17, int8_embeddings: bool = False) -> None:
     model = model.eval()
     model.bert().set_attn_implementation("eager")  # eager attention exports a graph ORT can fuse
+    graph = _ExportGraph(model, int8_embeddings).eval()
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
     mask = (ids != 0).long()
     with torch.no_grad():
         torch.onnx.export(
-            model, (ids, mask), str(out_path), input_names=["input_ids", "attention_mask"], output_names=["probs"],
+            graph, (ids, mask), str(out_path), input_names=["input_ids", "attention_mask"], output_names=["probs"],
             dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
                           "probs": {0: "batch"}},
             opset_version=opset, dynamo=False, do_constant_folding=True,
@@ -69,13 +102,24 @@ def optimize_graph(src: Path, dst: Path, num_heads: int, hidden_size: int) -> di
     return {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
 
 
-def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> None:
+def quantize_dynamic_int8(src: Path, dst: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # DefaultTensorType: the fused graph has ops whose output type the quantizer cannot infer.
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def quantize_int8_weights(src: Path, dst: Path, block_size: int = 32) -> None:
+    """Every MatMul's weights as symmetric INT8 in blocks of `block_size`; activations stay fp32."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=block_size, is_symmetric=True,
+                             accuracy_level=None, op_types_to_quantize=("MatMul",))
+    q.process()
+    q.model.save_model_to_file(str(dst), use_external_data_format=False)
 
 
 def parity_report(torch_probs: np.ndarray, onnx_probs: np.ndarray, targets: np.ndarray, mask: np.ndarray,
@@ -104,7 +148,7 @@ def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: di
     lines = [
         f"# Model card: {manifest_info['name']} {manifest_info['version']}", "",
         "A multi-label moderation classifier (all-MiniLM-L6-v2 encoder, mean pooling, one sigmoid per category, "
-        "per-category temperature calibration), exported to ONNX with dynamic INT8 quantization.", "",
+        f"per-category temperature calibration), exported to ONNX ({manifest_info['quantization']}).", "",
         "## Intended use",
         "Triage of user-generated English text for human review: `allow` / `review` / `block` per item, with a "
         "calibrated score per category. It is a first filter that reviewers correct, not a final judge. Do not use it "
@@ -119,7 +163,7 @@ def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: di
         "Some sources are GPL-3.0 (ethos, suicide_severity_reddit) or research-only (liar). Whether model weights "
         "trained on them are derived works is not settled: check these terms before redistributing this model, or "
         "retrain without them (`moderate train sft` reads the sources you choose).", "",
-        f"## Test metrics (INT8 model, {test_report.get('n_items', '?')} held-out items)", "",
+        f"## Test metrics (the exported model, {test_report.get('n_items', '?')} held-out items)", "",
         f"Macro AUPRC {test_report['macro_auprc']:.3f}; reviewer utility per item {test_report['utility_per_item']:.3f}.", "",
         "| category | positives | AUPRC | ROC-AUC | F1@review | recall@review | precision@block | ECE |", "|---|---|---|---|---|---|---|---|",
         *[f"| {c} | {r['positives']} | {f(r['auprc'])} | {f(r['roc_auc'])} | {f(r['f1_review'])} | {f(r['recall_review'])} | "
@@ -155,9 +199,11 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        if cfg.quantization not in ("int8-weights", "int8-dynamic", "none"):
+            raise ValueError(f"unknown quantization {cfg.quantization!r}: int8-weights, int8-dynamic or none")
         raw = work / "fp32.onnx"
-        log("exporting ONNX (fp32)…")
-        export_onnx_fp32(model, raw, cfg.opset)
+        log("exporting ONNX…")
+        export_onnx(model, raw, cfg.opset, int8_embeddings=cfg.quantization == "int8-weights")
         stage = raw
         fusions = {}
         if cfg.optimize:
@@ -165,9 +211,12 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
             enc = model.bert().config
             fusions = optimize_graph(raw, work / "fused.onnx", enc.num_attention_heads, enc.hidden_size)
             stage = work / "fused.onnx"
-        if cfg.quantize:
-            log("quantizing to INT8…")
-            quantize_int8(stage, work / "model.onnx", cfg.per_channel)
+        if cfg.quantization == "int8-weights":
+            log("INT8 weights (block-wise MatMuls, per-token embeddings)…")
+            quantize_int8_weights(stage, work / "model.onnx", cfg.block_size)
+        elif cfg.quantization == "int8-dynamic":
+            log("dynamic INT8 quantization…")
+            quantize_dynamic_int8(stage, work / "model.onnx")
         else:
             shutil.copyfile(stage, work / "model.onnx")
         for tmp in ("fp32.onnx", "fused.onnx"):
@@ -179,7 +228,7 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         atomic_write_text(work / "card.md", "(provisional)\n")
         info = {"name": cfg.name, "version": cfg.version, "categories": taxonomy.names,
                 "max_length": model.config.max_length, "stride": model.config.stride,
-                "quantization": "int8-dynamic-per-channel" if cfg.quantize else "fp32", "fusions": fusions,
+                "quantization": cfg.quantization, "fusions": fusions,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_manifest(work, info)
 
@@ -213,6 +262,9 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         manifest = write_manifest(work, info)
         (work / "export_report.json").write_text(json.dumps({"parity": parity, "test": test_report,
                                                               "seconds": round(time.time() - started, 1)}, indent=2))
+        from moderation.package import current_umask
+
+        os.chmod(work, 0o777 & ~current_umask())  # mkdtemp makes 0700
         if out.exists():
             backup = out.with_name(f".{out.name}.old")
             shutil.rmtree(backup, ignore_errors=True)

@@ -52,9 +52,9 @@ def default_model_path() -> Path:
     checkout = Path(__file__).resolve().parent.parent / "models" / "default"
     if (checkout / "manifest.json").is_file():
         return checkout
-    spec = importlib.util.find_spec("moderation_models.default")
+    spec = importlib.util.find_spec("moderation_models")  # a wheel ships models/default as package data
     if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
+        return Path(next(iter(spec.submodule_search_locations))) / "default"
     raise ModelPackageError("no default model package found: set MODERATION_MODEL or pass a path")
 
 
