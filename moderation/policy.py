@@ -26,7 +26,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from moderation.proposals import Proposal, proposals_from_logits
-from moderation.windows import Windows, encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch
+from moderation.windows import MAX_SEGMENTS, Windows, encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch
 
 
 def base_model_dir() -> Path:
@@ -159,14 +159,14 @@ class PolicyModel(nn.Module):
 
     # ------------------------------------------------------------ batching texts
 
-    def windows(self, texts: list[str], max_windows: int | None = None) -> Windows:
+    def windows(self, texts: list[str], max_windows: int | None = MAX_SEGMENTS) -> Windows:
         return encode_windows(self.tokenizer, texts, max_windows=max_windows)
 
     def batch_tensors(self, windows: Windows, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = pad_batch(windows, index)
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
-    def text_logits(self, texts: list[str], batch_size: int = 64, max_windows: int | None = None, progress: bool = False) -> torch.Tensor:
+    def text_logits(self, texts: list[str], batch_size: int = 64, max_windows: int | None = MAX_SEGMENTS, progress: bool = False) -> torch.Tensor:
         """Calibrated logits per text, max-pooled over windows (differentiable when grad is on)."""
         w = self.windows(texts, max_windows=max_windows)
         out = torch.empty((len(w.ids), len(self.categories)), device=self.device)

@@ -23,7 +23,7 @@ import numpy as np
 
 from moderation.package import ModelPackageError, read_manifest
 from moderation.taxonomy import load_taxonomy
-from moderation.windows import encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch
+from moderation.windows import MAX_SEGMENTS, encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch
 
 MODEL_ENV = "MODERATION_MODEL"
 DEFAULT_MAX_CHARS = 1_000_000
@@ -90,13 +90,13 @@ class Moderator:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, threads: int | None = None, device: str = "auto",
-             batch_size: int = 32, max_chars: int = DEFAULT_MAX_CHARS, max_windows: int | None = 64,
+             batch_size: int = 32, max_chars: int = DEFAULT_MAX_CHARS, max_windows: int | None = MAX_SEGMENTS,
              verify: bool = True) -> "Moderator":
         """Load a model package (None = the default model). The manifest's sha256s are checked first.
 
         threads: ONNX Runtime intra-op threads (None = all cores). device: "auto" | "cpu" | "cuda".
         max_chars: longer texts get an InputError instead of a silent truncation.
-        max_windows: cap on 256-token windows per text (64 windows ~ 12k words), bounding time per item.
+        max_windows: cap on 256-token windows (and on sentences) per text, bounding time per item.
         """
         import onnxruntime as ort
 

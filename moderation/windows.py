@@ -1,13 +1,15 @@
 """Tokenization into overlapping windows, shared by training and the torch-free runtime.
 
-A long text is cut into windows of `max_length` tokens that overlap by `stride` tokens; each window is
-scored and the text's score is the max over its windows, so harm at the end of a long post is not
-truncated away. Batches are built from windows sorted by length and padded to the batch's longest.
+A long text is cut into windows of `max_length` tokens that overlap by `stride` tokens, and each of its
+sentences is also scored on its own; the text's score is the max over all of them, so harm at the end of
+a long post is neither truncated away nor diluted. (Sentences matter because the model mean-pools: a
+16-token threat inside a 256-token window of garden-club news scored 0.002 for violence, alone 0.98.) Batches are built from windows sorted by length and padded to the batch's longest.
 Imports only `tokenizers` and numpy.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,15 +32,42 @@ class Windows:
     owner: np.ndarray  # owner[i] = index of the text window i came from
 
 
-def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | None = None) -> Windows:
-    """Every text becomes one or more windows (the tokenizer's overflow gives the overlapping rest)."""
+MAX_SEGMENTS = 64  # per text, for windows and for sentences alike: bounds the time one item can take
+
+SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in (p.strip() for p in SENTENCE_BOUNDARY.split(text)) if s]
+
+
+def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | None = MAX_SEGMENTS,
+                   sentence_segments: bool = True) -> Windows:
+    """Every text becomes one or more windows (the tokenizer's overflow gives the overlapping rest).
+
+    A text longer than one window also contributes one segment per sentence (at most `max_windows`),
+    except with max_windows=1, which means exactly one window per text (training indexes them by text).
+    """
+    sentence_segments = sentence_segments and max_windows != 1
     ids, owner = [], []
+    long_texts = []
     for i, enc in enumerate(tokenizer.encode_batch(texts, add_special_tokens=True)):
         parts = [enc, *enc.overflowing]
         if max_windows is not None:
             parts = parts[:max_windows]
         for part in parts:
             ids.append(np.asarray(part.ids, dtype=np.int64))
+            owner.append(i)
+        if sentence_segments and enc.overflowing:
+            long_texts.append(i)
+    for i in long_texts:
+        sents = sentences(texts[i])
+        if len(sents) < 2:
+            continue
+        if max_windows is not None:
+            sents = sents[:max_windows]
+        for enc in tokenizer.encode_batch(sents, add_special_tokens=True):
+            ids.append(np.asarray(enc.ids, dtype=np.int64))  # a long sentence: its first window (the rest is in the windows above)
             owner.append(i)
     return Windows(ids=ids, owner=np.asarray(owner, dtype=np.int64))
 

@@ -109,3 +109,10 @@ def test_missing_checkpoint_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="policy_config.json is missing"):
         (tmp_path / "model.safetensors").write_bytes(b"")
         PolicyModel.load(tmp_path)
+
+
+def test_one_window_means_one_segment_per_text(tiny_policy):
+    long = "This is fine. " * 100 + "Another sentence here."
+    assert len(tiny_policy.windows([long, "short"], max_windows=1).ids) == 2
+    w = tiny_policy.windows([long, "short"])
+    assert len(w.ids) > 2 and set(w.owner.tolist()) == {0, 1}
