@@ -59,7 +59,8 @@ def _taxonomy(path: Optional[Path]):
         fail(str(e))
 
 
-def _examples(data_dir: Optional[Path], taxonomy, seed: int = 0, sources: Optional[list[str]] = None):
+def _examples(data_dir: Optional[Path], taxonomy, sources: Optional[list[str]] = None):
+    """The datasets with their fixed splits: `--seed` never moves the test split."""
     from moderation.data import DataError, load_examples
 
     try:
@@ -364,7 +365,7 @@ def eval_cmd(
         score = lambda texts: policy.predict_proba(texts, progress=True)  # noqa: E731
     else:
         fail(f"{model}: neither a model package (manifest.json) nor a policy checkpoint (policy_config.json)")
-    examples = _examples(data_dir, tax, seed)
+    examples = _examples(data_dir, tax)
     val = [e for e in examples if e.split == "validation"]
     target = [e for e in examples if e.split == split]
     y_val, m_val = label_matrix(val, tax.names)
@@ -400,7 +401,7 @@ def export_cmd(
     if not (checkpoint / "policy_config.json").is_file():
         fail(f"{checkpoint}: not a policy checkpoint (no policy_config.json)")
     tax = _taxonomy(taxonomy)
-    examples = _examples(data_dir, tax, seed)
+    examples = _examples(data_dir, tax)
     cfg = ExportConfig(version=version, optimize=optimize, quantization=quantization, parity_examples=parity_examples)
     try:
         manifest = export_package(checkpoint, out, tax, [e for e in examples if e.split == "validation"],

@@ -26,7 +26,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from moderation.proposals import Proposal, proposals_from_logits
-from moderation.windows import MAX_SEGMENTS, Windows, encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch
+from moderation.windows import MAX_SEGMENTS, Windows, encode_windows, length_sorted_batches, load_tokenizer, pad_batch
 
 
 def base_model_dir() -> Path:

@@ -52,7 +52,6 @@ class RLConfig:
     eval_every: int = 25
     hack_patience: int = 2
     grad_clip: float = 1.0
-    max_length: int = 128
     seed: int = 0
 
 
@@ -77,7 +76,6 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
 
     set_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    policy.config.max_length = min(policy.config.max_length, cfg.max_length)
     if not policy.is_lora:
         policy.enable_lora()
     policy.eval()  # dropout off: log-probs must be the policy's, not a dropout sample's
