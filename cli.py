@@ -28,7 +28,9 @@ review_app = typer.Typer(help="Step 2: human review in Label Studio (server, que
                          no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
+registry_app = typer.Typer(help="Model versions, their metrics, promotion through the gate, rollback.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
+app.add_typer(registry_app, name="registry")
 
 DataDir = Annotated[Optional[Path], typer.Option(help="Folder holding the datasets (default: ../shared/datasets or $MODERATION_DATA_DIR).")]
 TaxonomyPath = Annotated[Optional[Path], typer.Option(help="Your own taxonomy TOML (default: the shipped one).")]
@@ -149,48 +151,24 @@ def train_reward_cmd(
     store: Annotated[Path, typer.Option(help="Feedback store (from `review pull`).")] = Path("data/feedback"),
     policy: Annotated[Path, typer.Option(help="Supervised policy checkpoint whose encoder embeds the texts.")] = Path("runs/sft-default"),
     out: Annotated[Path, typer.Option(help="Folder for the reward model and its report.")] = Path("runs/reward"),
-    holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Share of items held out for pairwise accuracy.")] = 0.2,
+    holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Share of reviewed items held out for pairwise accuracy.")] = 0.2,
     epochs: Annotated[int, typer.Option(min=1)] = 60,
     taxonomy: TaxonomyPath = None,
     seed: Seed = 0,
 ) -> None:
     """Step 3: Bradley-Terry reward model on the store's preference pairs; held-out accuracy vs two baselines."""
-    import numpy as np
-    import torch
-
-    from moderation.data import stable_unit
     from moderation.feedback import FeedbackStore
-    from moderation.policy import PolicyModel, label_set_log_prob, set_seed
-    from moderation.reward import RewardConfig, embed_texts, pairs_to_arrays, pairwise_accuracy, train_reward
+    from moderation.improve import ImproveConfig, fit_reward, split_items
+    from moderation.policy import PolicyModel
 
-    set_seed(seed)
     tax = _taxonomy(taxonomy)
-    pairs = FeedbackStore(store, tax.names).pairs()
-    if len(pairs) < 10:
-        fail(f"{store}: only {len(pairs)} preference pairs; pull more reviews first")
-    texts = sorted({p.text for p in pairs})
-    index = {t: i for i, t in enumerate(texts)}
-    held = {t for t in texts if stable_unit(t, seed + 1) < holdout}  # whole items held out, never split pairs
-    pol = PolicyModel.load(policy)
-    typer.echo(f"embedding {len(texts)} texts with the policy's encoder…", err=True)
-    emb = embed_texts(pol, texts)
-    tr = [p for p in pairs if p.text not in held]
-    te = [p for p in pairs if p.text in held]
-    cfg = RewardConfig(embed_dim=emb.shape[1], n_categories=len(tax.names), epochs=epochs, seed=seed)
-    model = train_reward(emb, *pairs_to_arrays(tr, index), cfg, log=lambda m: typer.echo(m, err=True))
+    cfg = ImproveConfig(holdout=holdout, reward_epochs=epochs, seed=seed)
+    train_js, held_js = split_items(FeedbackStore(store, tax.names).judgments(), holdout, seed)
+    try:
+        model, report = fit_reward(PolicyModel.load(policy), train_js, held_js, tax, cfg, log=lambda m: typer.echo(m, err=True))
+    except ValueError as e:
+        fail(f"{store}: {e}")
     model.save(out)
-    i_te, c_te, r_te = pairs_to_arrays(te, index)
-    report = {"pairs_train": len(tr), "pairs_heldout": len(te), "texts": len(texts),
-              "accuracy_reward_model": pairwise_accuracy(model, emb, i_te, c_te, r_te)}
-    # Baselines on the same held-out pairs: closeness to the policy's greedy set, and the policy's log-prob.
-    with torch.no_grad():
-        z = pol.eval().text_logits([texts[i] for i in i_te], max_windows=1) if len(te) else torch.zeros((0, len(tax.names)))
-    greedy = (torch.sigmoid(z) >= 0.5).float().numpy()
-    ham_c, ham_r = np.abs(c_te - greedy).sum(1), np.abs(r_te - greedy).sum(1)
-    report["accuracy_hamming_to_greedy"] = float(((ham_c < ham_r) + 0.5 * (ham_c == ham_r)).mean()) if len(te) else None
-    lp_c = label_set_log_prob(z, torch.from_numpy(c_te)).numpy()
-    lp_r = label_set_log_prob(z, torch.from_numpy(r_te)).numpy()
-    report["accuracy_policy_log_prob"] = float(((lp_c > lp_r) + 0.5 * (lp_c == lp_r)).mean()) if len(te) else None
     (out / "reward_report.json").write_text(json.dumps(report, indent=2))
     typer.echo(json.dumps(report))
 
@@ -198,15 +176,16 @@ def train_reward_cmd(
 @train_app.command("rl")
 def train_rl_cmd(
     policy: Annotated[Path, typer.Option(help="Supervised policy checkpoint (the reference for the KL).")] = Path("runs/sft-default"),
-    reward: Annotated[Path, typer.Option(help="Reward model folder (from `train reward`).")] = Path("runs/reward"),
+    reward: Annotated[Path, typer.Option(help="Reward model folder (from `train reward`, trained on this policy's encoder).")] = Path("runs/reward"),
+    store: Annotated[Path, typer.Option(help="Feedback store: its held-out reviewed items pick the best step.")] = Path("data/feedback"),
     out: Annotated[Path, typer.Option(help="Checkpoint folder for the RL policy (LoRA merged).")] = Path("runs/rl"),
-    pool_size: Annotated[int, typer.Option(min=16, help="Unlabelled texts to sample from (train split, labels unused).")] = 2000,
-    heldout_size: Annotated[int, typer.Option(min=16, help="Labelled validation texts for held-out utility.")] = 1000,
-    steps: Annotated[int, typer.Option(min=1)] = 200,
+    pool: Annotated[Optional[str], typer.Option(help="Unlabelled texts to train on (any `scan` input format); default: the dataset train split, labels unused.")] = None,
+    pool_size: Annotated[int, typer.Option(min=16, help="Unlabelled texts sampled into the pool (besides the reviewed ones).")] = 1000,
+    holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Share of reviewed items held out (same split as `train reward`).")] = 0.2,
+    steps: Annotated[int, typer.Option(min=1)] = 100,
     group_size: Annotated[int, typer.Option(min=2, help="Label sets sampled per text (G).")] = 8,
     kl_beta: Annotated[float, typer.Option(min=0.0, help="Weight of the exact KL to the reference policy.")] = 0.05,
-    lr: Annotated[float, typer.Option(help="LoRA learning rate.")] = 3e-4,
-    thresholds_from: Annotated[Optional[Path], typer.Option(help="Model package whose review thresholds define greedy decisions.")] = None,
+    lr: Annotated[float, typer.Option(help="LoRA learning rate.")] = 1e-4,
     data_dir: DataDir = None,
     taxonomy: TaxonomyPath = None,
     seed: Seed = 0,
@@ -214,34 +193,35 @@ def train_rl_cmd(
     """Step 4: policy-gradient fine-tuning (LoRA) against the reward model, with a KL leash and a reward-hacking guard."""
     import numpy as np
 
-    from moderation.data import label_matrix
-    from moderation.policy import PolicyModel, set_seed
-    from moderation.reward import RewardModel, embed_texts
-    from moderation.rl import RLConfig, train_rl
+    from moderation.feedback import FeedbackStore
+    from moderation.improve import ImproveConfig, consensus, embedding_table, rl_on_feedback, split_items
+    from moderation.policy import PolicyModel
+    from moderation.reward import RewardModel
+    from moderation.rl import RLConfig
 
-    set_seed(seed)
     tax = _taxonomy(taxonomy)
-    examples = _examples(data_dir, tax)
+    cfg = ImproveConfig(holdout=holdout, seed=seed, rl=RLConfig(steps=steps, group_size=group_size, kl_beta=kl_beta, lr=lr))
+    train_js, held_js = split_items(FeedbackStore(store, tax.names).judgments(), holdout, seed)
+    tr_texts, _ = consensus(train_js, len(tax))
+    held_texts, held_gold = consensus(held_js, len(tax))
+    if not held_texts:
+        fail(f"{store}: no held-out reviewed items to measure RL against; pull more reviews first")
+    texts = _pool_texts(pool, data_dir, tax)
     rng = np.random.default_rng(seed)
-    train = [e for e in examples if e.split == "train"]
-    val = [e for e in examples if e.split == "validation"]
-    pool = [train[i].text for i in rng.choice(len(train), min(pool_size, len(train)), replace=False)]
-    held = [val[i] for i in rng.choice(len(val), min(heldout_size, len(val)), replace=False)]
-    y, m = label_matrix(held, tax.names)
-    if thresholds_from is not None:
-        thr_json = json.loads((thresholds_from / "thresholds.json").read_text())
-        thresholds = np.array([thr_json[c]["review"] for c in tax.names])
-    else:
-        thresholds = np.full(len(tax.names), 0.5)
+    extra = [texts[i] for i in rng.choice(len(texts), min(pool_size, len(texts)), replace=False)]
     pol = PolicyModel.load(policy)
     typer.echo("embedding the pool and held-out texts for the reward model…", err=True)
-    emb_pool, emb_held = embed_texts(pol, pool), embed_texts(pol, [e.text for e in held])
-    rm = RewardModel.load(reward)
-    cfg = RLConfig(steps=steps, group_size=group_size, kl_beta=kl_beta, lr=lr, seed=seed)
-    hist = train_rl(pol, rm, pool, emb_pool, tax, [e.text for e in held], y, m, emb_held, thresholds, cfg, out_dir=out,
-                    log=lambda msg: typer.echo(msg, err=True))
+    embed = embedding_table(pol, tr_texts + extra + held_texts)
+    hist = rl_on_feedback(pol, RewardModel.load(reward), embed, tr_texts + extra, held_texts, held_gold, tax, cfg, out_dir=out,
+                          log=lambda msg: typer.echo(msg, err=True))
     typer.echo(json.dumps({"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                            "final": hist.rows[-1], "out": str(out)}))
+
+
+def _pool_texts(pool: Optional[str], data_dir: Optional[Path], tax) -> list[str]:
+    if pool is None:
+        return [e.text for e in _examples(data_dir, tax) if e.split == "train"]
+    return [r.text for r in _read_rows(pool)]
 
 
 # ---------------------------------------------------------------- scan
@@ -592,6 +572,174 @@ def review_stats(store: StoreDir = Path("data/feedback"), taxonomy: TaxonomyPath
         table.add_row(c, "—" if alpha[c] is None else f"{alpha[c]:.3f}")
     Console().print(table)
     typer.echo(json.dumps({"alpha": alpha, **tp, **fb.stats()}))
+
+
+# ---------------------------------------------------------------- registry and the loop
+
+RegistryDir = Annotated[Optional[Path], typer.Option("--registry", help="Registry folder (default data/registry or $MODERATION_REGISTRY).")]
+
+
+def _registry(root: Optional[Path]):
+    from moderation.registry import Registry, RegistryError
+
+    try:
+        return Registry(root)
+    except RegistryError as e:
+        fail(str(e))
+
+
+@registry_app.command("list")
+def registry_list(registry: RegistryDir = None,
+                  as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Every version with its test metrics, status and gate decision; production marked."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    reg = _registry(registry)
+    prod = reg.production()
+    if as_json:
+        typer.echo(json.dumps({"production": prod.version if prod else None, "history": reg.history,
+                               "versions": [asdict(v) for v in reg.list()]}, indent=2))
+        return
+    table = Table(title=f"{reg.root}: production {prod.version if prod else '(none)'}")
+    for col in ("version", "status", "parent", "created", "macro AUPRC", "utility", "gate", "package"):
+        table.add_column(col)
+    for v in reg.list():
+        m = v.metrics
+        gate = "" if v.gate is None else ("passed" if v.gate["passed"] else "refused: " + "; ".join(v.gate["reasons"]))
+        table.add_row(v.version + (" *" if prod and v.version == prod.version else ""), v.status, v.parent or "", v.created,
+                      f"{m.get('macro_auprc', float('nan')):.4f}", f"{m.get('utility_cost_optimal', float('nan')):.4f}", gate, v.package)
+    Console().print(table)
+
+
+@registry_app.command("add")
+def registry_add(
+    package: Annotated[Path, typer.Argument(help="Model package folder (from `moderate export`).")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="The torch checkpoint it was exported from (needed to run the loop from it).")] = None,
+    version: Annotated[Optional[str], typer.Option(help="Version name (default: the package manifest's).")] = None,
+    promote: Annotated[bool, typer.Option(help="Run the gate and promote right away.")] = True,
+    registry: RegistryDir = None, data_dir: DataDir = None,
+) -> None:
+    """Register a package with its test metrics (measured now if its export report predates them)."""
+    from moderation.package import ModelPackageError, read_manifest
+    from moderation.registry import RegistryError, has_utility, package_metrics
+
+    reg = _registry(registry)
+    try:
+        manifest = read_manifest(package)
+        version = version or manifest["version"]
+        test = None
+        if not has_utility(package):
+            tax = _taxonomy(package / "taxonomy.toml")
+            test = [e for e in _examples(data_dir, tax) if e.split == "test"]
+            typer.echo(f"measuring {package} on {len(test)} test texts…", err=True)
+        v = reg.add(version, package, package_metrics(package, test), checkpoint=checkpoint)
+        typer.echo(f"registered {v.version}: macro AUPRC {v.metrics['macro_auprc']:.4f}, utility {v.metrics['utility_cost_optimal']:.4f}")
+    except (ModelPackageError, RegistryError) as e:
+        fail(str(e))
+    if promote:
+        _promote(reg, version, force=False)
+
+
+def _promote(reg, version: str, force: bool) -> None:
+    from moderation.registry import RegistryError
+
+    try:
+        result = reg.promote(version, force=force)
+    except RegistryError as e:
+        fail(str(e))
+    if result.passed:
+        typer.echo(f"{version} is in production ({'; '.join(result.reasons) or 'gate passed'})")
+    elif force:
+        typer.secho(f"{version} promoted with --force although the gate refused it: " + "; ".join(result.reasons), fg=typer.colors.YELLOW)
+    else:
+        fail(f"gate refused {version}:\n  " + "\n  ".join(result.reasons), ExitCode.GATE_FAILED)
+
+
+@registry_app.command("promote")
+def registry_promote(version: Annotated[str, typer.Argument(help="Registered version to put in production.")],
+                     force: Annotated[bool, typer.Option(help="Promote even if the gate refuses (recorded in the registry).")] = False,
+                     registry: RegistryDir = None) -> None:
+    """Gate a version against production and promote it (exit code 4 when the gate refuses)."""
+    _promote(_registry(registry), version, force)
+
+
+@registry_app.command("rollback")
+def registry_rollback(registry: RegistryDir = None) -> None:
+    """Put the previous production version back."""
+    from moderation.registry import RegistryError
+
+    reg = _registry(registry)
+    try:
+        back = reg.rollback()
+    except RegistryError as e:
+        fail(str(e))
+    typer.echo(f"production is {back.version} again ({reg.root / 'production'})")
+
+
+class Method(str, Enum):
+    rl = "rl"
+    sft_rl = "sft+rl"
+    sft = "sft"
+
+
+@app.command("loop")
+def loop_cmd(
+    n: Annotated[int, typer.Option(min=1, help="Items to send for review in this iteration.")] = 1000,
+    strategy: Annotated[Strategy, typer.Option(help="How review items are chosen.")] = Strategy.uncertainty,
+    input: Annotated[Optional[str], typer.Option("--input", help="Candidate items (any `scan` input format); default: the dataset validation split.")] = None,
+    simulate: Annotated[bool, typer.Option(help="Simulated reviewers work the queue through Label Studio (candidates: items with per-annotator labels).")] = False,
+    wait: Annotated[float, typer.Option(help="Without --simulate: minutes to wait for human reviews before training (Ctrl-C stops waiting).")] = 0.0,
+    method: Annotated[Method, typer.Option(help="rl: reward model + RL; sft+rl: fine-tune on corrections first; sft: corrections only.")] = Method.rl,
+    rl_steps: Annotated[int, typer.Option(min=1)] = 100,
+    kl_beta: Annotated[float, typer.Option(min=0.0)] = 0.05,
+    policy: Annotated[Optional[Path], typer.Option(help="Torch checkpoint to improve (default: production's).")] = None,
+    project: Project = "Moderation review", store: StoreDir = Path("data/feedback"), registry: RegistryDir = None,
+    ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
+) -> None:
+    """One iteration: select, push, review, pull, reward model, RL, export, and promote only if the gate passes."""
+    from labeling.server import LabelStudioError
+    from moderation.feedback import FeedbackStore
+    from moderation.improve import ImproveConfig
+    from moderation.loop import LoopConfig, run_iteration
+    from moderation.rl import RLConfig
+
+    reg = _registry(registry)
+    prod = reg.production()
+    if prod is None:
+        fail(f"{reg.root}: no production model yet; first `moderate registry add models/default --checkpoint CHECKPOINT`")
+    tax = _taxonomy(reg.resolve(prod.package) / "taxonomy.toml")
+    examples = _examples(data_dir, tax)
+    if input is not None:
+        from moderation.data import Example
+
+        rows = _read_rows(input)
+        candidates = [Example(id=r.id, text=r.text, source=input, split="candidate", labels={}) for r in rows]
+    else:
+        candidates = [e for e in examples if e.split == "validation" and (e.annotators or not simulate)]
+    cfg = LoopConfig(project=project, n=n, strategy=strategy.value, simulate=simulate, wait_seconds=wait * 60, method=method.value,
+                     improve=ImproveConfig(rl=RLConfig(steps=rl_steps, kl_beta=kl_beta)), seed=seed)
+    client, creds = _review_client(ls_dir, url)
+    try:
+        report = run_iteration(cfg, client, creds.url, reg, FeedbackStore(store, tax.names), examples, tax, candidates,
+                               policy_checkpoint=policy, log=lambda m: typer.echo(m, err=True))
+    except (LabelStudioError, RuntimeError, ValueError) as e:
+        fail(str(e))
+    typer.echo(json.dumps({k: report.get(k) for k in ("version", "parent", "promoted", "gate", "reward_model", "timings", "seconds")},
+                          default=float))
+    if not report.get("promoted"):
+        raise typer.Exit(ExitCode.GATE_FAILED)
+
+
+def _read_rows(input: str):
+    from moderation.scan import ScanError, detect_format, read_items
+
+    try:
+        return [r for r in read_items(input, detect_format(input, None), "text", "id") if hasattr(r, "text")]
+    except ScanError as e:
+        fail(str(e))
 
 
 def main() -> None:  # console-script entry point

@@ -23,6 +23,7 @@ import numpy as np
 from labeling.client import call
 from labeling.config import CATEGORIES, RANK, TEXT
 from moderation.data import Example
+from moderation.feedback import Judgment
 from moderation.taxonomy import Taxonomy
 
 
@@ -81,6 +82,27 @@ def rank_proposals(proposals: list[tuple[int, ...]], gold: tuple[int, ...], taxo
     return order
 
 
+def review(example: Example, proposals: list[tuple[int, ...]], taxonomy: Taxonomy, reviewer: int, noise: float,
+           seed: int) -> tuple[tuple[int, ...], list[int]]:
+    """One simulated reviewer's corrected label set and ranking (proposal indices, best first)."""
+    greedy = proposals[0] if proposals else (0,) * len(taxonomy)
+    gold = reviewer_gold(example, greedy, taxonomy.names, reviewer, noise, seed)
+    return gold, rank_proposals(proposals, gold, taxonomy, noise, _rng(seed, reviewer, example.id, "rank"))
+
+
+def offline_judgments(examples: list[Example], proposals: list[list[tuple[int, ...]]], taxonomy: Taxonomy,
+                      reviewers: int = 3, noise: float = 0.05, seed: int = 0, model_version: str = "") -> list[Judgment]:
+    """The same simulated reviewers without Label Studio in between (benchmarks run thousands of these;
+    `simulate` below is the path through the real server)."""
+    out = []
+    for ex, props in zip(examples, proposals):
+        reviewer = int(_rng(seed, ex.id, "team").integers(reviewers)) + 1
+        gold, order = review(ex, props, taxonomy, reviewer, noise, seed)
+        out.append(Judgment(key=f"offline:{seed}:{ex.id}", item_id=ex.id, text=ex.text, reviewer=f"sim-reviewer-{reviewer}",
+                            model_version=model_version, gold=gold, ranking=[props[i] for i in order], proposals=list(props)))
+    return out
+
+
 def simulate(client, url: str, project_id: int, examples: dict[str, Example], taxonomy: Taxonomy, reviewers: int = 3,
              per_item: int = 1, noise: float = 0.05, limit: int | None = None, seed: int = 0, progress: bool = True) -> dict:
     """Annotate the project's unfinished tasks as simulated reviewers. Returns counts."""
@@ -107,8 +129,7 @@ def simulate(client, url: str, project_id: int, examples: dict[str, Example], ta
         chosen = rng.choice(len(team), size=per_item - (t.total_annotations or 0), replace=False)
         for r in chosen:
             reviewer = team[int(r)]
-            gold = reviewer_gold(ex, proposals[0] if proposals else (0,) * len(names), names, reviewer.index, noise, seed)
-            order = rank_proposals(proposals, gold, taxonomy, noise, _rng(seed, reviewer.index, ex.id, "rank"))
+            gold, order = review(ex, proposals, taxonomy, reviewer.index, noise, seed)
             result = [{"from_name": CATEGORIES, "to_name": TEXT, "type": "choices",
                        "value": {"choices": [c for c, y in zip(names, gold) if y]}},
                       {"from_name": RANK, "to_name": "proposals", "type": "ranker",

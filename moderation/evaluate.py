@@ -130,6 +130,16 @@ def unsafe_target(targets: np.ndarray, mask: np.ndarray, harmful: list[int]) -> 
     return pos.astype(np.float64), (pos | all_known).astype(np.float64)
 
 
+def cost_optimal_utility(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy) -> float:
+    """Mean reviewer utility per item of the decisions p >= cost_fp / (cost_fp + cost_fn).
+
+    Unlike the review-threshold utility, this needs no tuned thresholds, so two models (say, before and
+    after RL) are compared on their decisions alone; the RL loop and the promotion gate use it.
+    """
+    predicted = (probs >= taxonomy.cost_optimal_thresholds()).astype(np.float64)
+    return float(taxonomy.utility(predicted, binarise(targets), mask).mean()) if len(probs) else float("nan")
+
+
 def evaluate_scores(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, sources: list[str], taxonomy: Taxonomy,
                     thresholds: Thresholds) -> dict:
     """The full report: per category overall and per source, plus macro numbers and reviewer utility."""
@@ -137,6 +147,7 @@ def evaluate_scores(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, so
     report["macro_auprc"] = macro([r["auprc"] for r in report["categories"].values()])
     predicted = (probs >= np.asarray(thresholds.review)).astype(np.float64)
     report["utility_per_item"] = float(taxonomy.utility(predicted, binarise(targets), mask).mean())
+    report["utility_cost_optimal"] = cost_optimal_utility(probs, targets, mask, taxonomy)
     src = np.asarray(sources)
     for s in sorted(set(sources)):
         sel = src == s

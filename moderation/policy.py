@@ -13,6 +13,7 @@ mean pooling, so we pool the same way. LoRA adapters (peft) or a full fine-tune.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -75,6 +76,7 @@ class PolicyModel(nn.Module):
         self.config = config
         self.tokenizer_path = Path(tokenizer_path)
         self.tokenizer = load_tokenizer(self.tokenizer_path, config.max_length, config.stride)
+        self._train_tokenizers: dict[int, object] = {}
         self.encoder = BertModel(BertConfig(**config.encoder), add_pooling_layer=False)
         self.dropout = nn.Dropout(config.head_dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, len(config.categories))
@@ -180,6 +182,17 @@ class PolicyModel(nn.Module):
         owner = torch.from_numpy(w.owner).to(self.device)
         pooled = torch.full((len(texts), len(self.categories)), -torch.inf, device=self.device)
         return pooled.scatter_reduce(0, owner.unsqueeze(1).expand_as(out), out, reduce="amax")
+
+    def train_logits(self, texts: list[str], max_length: int = 128, bf16: bool | None = None) -> torch.Tensor:
+        """Calibrated logits of each text's first `max_length` tokens, in one batch, for the fine-tuning
+        steps of RL and SFT on corrections. Shorter windows and bf16 autocast (on CPUs with native bf16)
+        make a step several times cheaper; held-out evaluation still uses `text_logits`."""
+        if max_length not in self._train_tokenizers:
+            self._train_tokenizers[max_length] = load_tokenizer(self.tokenizer_path, max_length, stride=min(32, max_length // 4))
+        w = encode_windows(self._train_tokenizers[max_length], texts, max_windows=1)
+        ids, mask = self.batch_tensors(w, np.arange(len(texts)))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_supports_bf16() if bf16 is None else bf16):
+            return self.calibrated_logits(ids, mask).float()
 
     @torch.no_grad()
     def predict_proba(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
@@ -302,6 +315,7 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_supports_bf16() -> bool:
     """bf16 autocast pays on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
     try:

@@ -57,6 +57,12 @@ class Taxonomy:
     def cost_fp(self) -> np.ndarray:
         return np.array([c.cost_fp for c in self.categories], dtype=np.float64)
 
+    def cost_optimal_thresholds(self) -> np.ndarray:
+        """Flag category c when p_c > cost_fp / (cost_fp + cost_fn): with calibrated probabilities this
+        maximises the expected reviewer utility of each decision (flagging costs (1-p)*cost_fp, not
+        flagging costs p*cost_fn)."""
+        return self.cost_fp / (self.cost_fp + self.cost_fn)
+
     def utility(self, predicted: np.ndarray, gold: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Reviewer utility U(y, y*) per row: minus the cost-weighted misses and false flags.
 

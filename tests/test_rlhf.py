@@ -54,13 +54,11 @@ def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):
     target = np.array([1, 0, 1, 0, 0, 0, 0], dtype=np.float32)
     policy = make_tiny_policy(names, seed=3)
     texts = [f"toy text number {i}" for i in range(8)]
-    # A reward whose best label set is `target`: +1 per correct 1, -1 per wrong 1 (linear part only).
-    reward = RewardModel(RewardConfig(embed_dim=4, n_categories=len(names), hidden=4))
+    # A reward whose best label set is `target`: the belief "a reviewer marks c" is ~1 on target, ~0 elsewhere.
+    reward = RewardModel(RewardConfig(embed_dim=4, n_categories=len(names)))
     with torch.no_grad():
-        reward.linear.weight.zero_()
-        reward.linear.bias.copy_(torch.from_numpy(2 * target - 1))
-        reward.mlp[-1].weight.zero_()
-        reward.mlp[-1].bias.zero_()
+        reward.belief.weight.zero_()
+        reward.belief.bias.copy_(torch.from_numpy(10 * (2 * target - 1)))
     emb = np.zeros((8, 4), dtype=np.float32)
     gold = np.tile(target, (8, 1))
     before = (policy.predict_proba(texts) >= 0.5).astype(int)

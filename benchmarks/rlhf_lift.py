@@ -1,0 +1,231 @@
+"""Does learning from reviewers pay, and does RL beat plain fine-tuning on their corrections?
+
+    .venv/bin/python benchmarks/rlhf_lift.py --policy runs/sft-v2 [--budgets 100 300 1000] [--seeds 0 1 2]
+
+Setting. The supervised policy (`--policy`, trained on the train split) is reviewed on texts it never
+trained on: validation-split items from the three datasets that keep per-annotator labels (Davidson,
+ConvAbuse, Toxic Spans). Simulated reviewers (labeling/simulate.py: one real annotator's labels per
+review, 5% slips, proposals ranked by reviewer utility) review `budget` items chosen by uncertainty from a
+seed-dependent half of that pool, each with K=4 proposals, as `moderate loop` would push them. The same
+code builds the judgments as the Label Studio path, minus the server (thousands of reviews per run).
+20% of the reviewed items are held out (reward-model accuracy, best-step selection for (b), (c), (d)).
+
+Variants at equal budget:
+  (a) the supervised policy alone
+  (b) + LoRA fine-tuning on the reviewers' corrected label sets (BCE)
+  (c) + reward model (Bradley-Terry on the rankings and corrections) + RL (LoRA, KL to the start policy)
+      on the reviewed texts plus `--unlabelled` unreviewed texts of the same pool (their labels unused)
+  (d) (b), then (c) with (b) as the KL reference
+
+Metrics on the test split (first 256-token window of each text, all variants alike): macro AUPRC over the
+seven categories, and reviewer utility per item (taxonomy costs, decisions at the cost-optimal
+thresholds) on all test texts and on the reviewed sources' test texts. Results go to JSON after every
+cell (re-running with the same --out resumes), a PNG of the curves, and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REVIEWED_SOURCES = ("davidson_hate_offensive", "convabuse", "toxic_spans")
+VARIANTS = {"a": "supervised", "b": "+ SFT on corrections", "c": "+ reward model + RL", "d": "SFT, then RL"}
+
+
+def evaluate(policy, test, y, m, src_mask, tax) -> dict:
+    import torch
+
+    from moderation.evaluate import auprc, cost_optimal_utility, macro
+
+    with torch.no_grad():
+        probs = torch.sigmoid(policy.eval().text_logits([e.text for e in test], batch_size=128, max_windows=1)).numpy()
+    per = auprc(probs, y, m)
+    return {"macro_auprc": macro(per), "auprc": dict(zip(tax.names, per)),
+            "utility": cost_optimal_utility(probs, y, m, tax),
+            "utility_reviewed_sources": cost_optimal_utility(probs[src_mask], y[src_mask], m[src_mask], tax)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policy", type=Path, default=ROOT / "runs/sft-v2", help="supervised policy checkpoint")
+    ap.add_argument("--thresholds-from", type=Path, default=ROOT / "models/default", help="package whose review thresholds pick the greedy proposal")
+    ap.add_argument("--budgets", type=int, nargs="+", default=[100, 300, 1000])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--unlabelled", type=int, default=1000, help="extra unreviewed validation texts in the RL pool")
+    ap.add_argument("--rl-steps", type=int, default=100)
+    ap.add_argument("--kl-beta", type=float, default=0.05)
+    ap.add_argument("--rl-lr", type=float, default=1e-4)
+    ap.add_argument("--test-size", type=int, default=0, help="random test subset (0 = the whole test split)")
+    ap.add_argument("--noise", type=float, default=0.05)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rlhf_lift.json")
+    args = ap.parse_args()
+
+    import torch
+
+    from labeling.simulate import offline_judgments
+    from moderation.data import label_matrix, load_examples
+    from moderation.improve import (ImproveConfig, consensus, embedding_table, fit_reward, rl_on_feedback,
+                                    sft_on_corrections, split_items)
+    from moderation.policy import PolicyModel
+    from moderation.proposals import proposals_from_logits
+    from moderation.rl import RLConfig
+    from moderation.taxonomy import load_taxonomy
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    started = time.time()
+    tax = load_taxonomy(None)
+    examples = load_examples(None, taxonomy=tax, seed=0)
+    val = [e for e in examples if e.split == "validation"]
+    test = [e for e in examples if e.split == "test"]
+    if args.test_size and args.test_size < len(test):
+        rng = np.random.default_rng(12345)
+        test = [test[i] for i in sorted(rng.choice(len(test), args.test_size, replace=False))]
+    pool = [e for e in val if e.annotators and e.source in REVIEWED_SOURCES]
+    y_test, m_test = label_matrix(test, tax.names)
+    src_mask = np.array([e.source in REVIEWED_SOURCES for e in test])
+    thr = json.loads((args.thresholds_from / "thresholds.json").read_text())
+    review_thr = np.array([thr[c]["review"] for c in tax.names])
+
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results.setdefault("cells", {})
+    results["setup"] = {"policy": str(args.policy), "pool_items": len(pool), "test_items": len(test),
+                        "unlabelled": args.unlabelled, "rl_steps": args.rl_steps, "kl_beta": args.kl_beta, "rl_lr": args.rl_lr,
+                        "noise": args.noise, "reviewed_sources": list(REVIEWED_SOURCES),
+                        "command": "benchmarks/rlhf_lift.py " + " ".join(sys.argv[1:])}
+
+    def save() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+
+    base = PolicyModel.load(args.policy).eval()
+    print(f"pool {len(pool)} reviewable validation items; test {len(test)}; scoring the pool…", flush=True)
+    with torch.no_grad():
+        pool_logits = base.text_logits([e.text for e in pool], batch_size=128, max_windows=1).numpy()
+    if "a" not in results:
+        results["a"] = evaluate(base, test, y_test, m_test, src_mask, tax)
+        save()
+    print(f"(a) supervised: {json.dumps(results['a'])}", flush=True)
+
+    for seed in args.seeds:
+        rng = np.random.default_rng(seed)
+        half = rng.permutation(len(pool))[: len(pool) // 2]
+        p_half = 1 / (1 + np.exp(-pool_logits[half]))
+        margin = np.abs(np.log(p_half / (1 - p_half)) - np.log(review_thr / (1 - review_thr))).min(1)
+        ranked = half[np.argsort(margin, kind="stable")]  # uncertainty: nearest a review threshold first
+        for budget in args.budgets:
+            key = f"budget={budget},seed={seed}"
+            cell = results["cells"].get(key, {})
+            if all(v in cell for v in args.variants if v != "a"):
+                print(f"{key}: done already", flush=True)
+                continue
+            t0 = time.time()
+            chosen = ranked[:budget]
+            # RL's unlabelled texts: the same traffic the reviewers saw, never their labels (not the test split)
+            rest = np.setdiff1d(np.arange(len(pool)), chosen)
+            extra = [pool[i].text for i in np.random.default_rng(seed + 1000 * budget).choice(rest, min(args.unlabelled, len(rest)), replace=False)]
+            props = [[p.labels for p in ps] for ps in proposals_from_logits(pool_logits[chosen], 4, thresholds=review_thr, seed=seed)]
+            judgments = offline_judgments([pool[i] for i in chosen], props, tax, noise=args.noise, seed=seed)
+            cfg = ImproveConfig(seed=seed, rl=RLConfig(steps=args.rl_steps, kl_beta=args.kl_beta, lr=args.rl_lr))
+            train_js, held_js = split_items(judgments, cfg.holdout, seed)
+            tr_texts, tr_gold = consensus(train_js, len(tax))
+            held_texts, held_gold = consensus(held_js, len(tax))
+            rl_pool = tr_texts + extra
+            embed = embedding_table(base, rl_pool + held_texts)
+            reward, rm_report = fit_reward(base, train_js, held_js, tax, cfg, embeddings=embed, log=lambda m: None)
+            cell["reward_model"] = rm_report
+            print(f"{key}: reward model {json.dumps(rm_report)}", flush=True)
+            sft_model = None
+            if "b" in args.variants or "d" in args.variants:
+                sft_model = copy.deepcopy(base)
+                cell["b_training"] = sft_on_corrections(sft_model, tr_texts, tr_gold, held_texts, held_gold, tax, cfg, log=lambda m: None)
+                if "b" in args.variants:
+                    cell["b"] = evaluate(sft_model, test, y_test, m_test, src_mask, tax)
+                    print(f"{key}: (b) {json.dumps(cell['b'])}", flush=True)
+            for v, start in (("c", base), ("d", sft_model)):
+                if v not in args.variants:
+                    continue
+                policy = copy.deepcopy(start)
+                hist = rl_on_feedback(policy, reward, embed, rl_pool, held_texts, held_gold, tax, cfg, log=lambda m: None)
+                cell[f"{v}_training"] = {"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
+                                         "rows": hist.rows}
+                cell[v] = evaluate(policy, test, y_test, m_test, src_mask, tax)
+                print(f"{key}: ({v}) {json.dumps(cell[v])}", flush=True)
+            cell["seconds"] = round(time.time() - t0, 1)
+            results["cells"][key] = cell
+            save()
+    results["seconds_total_last_run"] = round(time.time() - started, 1)
+    save()
+    summarise(results, args.out.with_suffix(".md"), args.out.with_suffix(".png"))
+
+
+def summarise(results: dict, md_path: Path, png_path: Path) -> None:
+    """Mean ± std over seeds per budget and variant; a Markdown table and a PNG of the curves."""
+    rows = {}
+    for key, cell in results["cells"].items():
+        budget = int(key.split(",")[0].split("=")[1])
+        for v in ("b", "c", "d"):
+            if v in cell:
+                rows.setdefault((budget, v), []).append(cell[v])
+        rows.setdefault((budget, "rm"), []).append(cell["reward_model"])
+    budgets = sorted({b for b, _ in rows})
+    a = results["a"]
+
+    def ms(vals):
+        vals = [x for x in vals if x is not None and x == x]
+        return (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else (float("nan"), float("nan"), 0)
+
+    lines = ["| budget | variant | utility (all test) | utility (reviewed sources) | macro AUPRC | seeds |", "|---|---|---|---|---|---|"]
+    lines.append(f"| 0 | (a) supervised | {a['utility']:.4f} | {a['utility_reviewed_sources']:.4f} | {a['macro_auprc']:.4f} | — |")
+    summary = {}
+    for b in budgets:
+        for v in ("b", "c", "d"):
+            cells = rows.get((b, v), [])
+            if not cells:
+                continue
+            u, ur, ma = ms([c["utility"] for c in cells]), ms([c["utility_reviewed_sources"] for c in cells]), ms([c["macro_auprc"] for c in cells])
+            summary[f"{b}/{v}"] = {"utility": u, "utility_reviewed_sources": ur, "macro_auprc": ma}
+            lines.append(f"| {b} | ({v}) {VARIANTS[v]} | {u[0]:.4f} ± {u[1]:.4f} | {ur[0]:.4f} ± {ur[1]:.4f} | {ma[0]:.4f} ± {ma[1]:.4f} | {u[2]} |")
+    lines += ["", "| budget | reward model held-out pairwise accuracy | Hamming-to-greedy baseline | policy log-prob baseline |", "|---|---|---|---|"]
+    for b in budgets:
+        rm = rows.get((b, "rm"), [])
+        acc, ham, lp = (ms([r[k] for r in rm]) for k in ("accuracy_reward_model", "accuracy_hamming_to_greedy", "accuracy_policy_log_prob"))
+        lines.append(f"| {b} | {acc[0]:.3f} ± {acc[1]:.3f} | {ham[0]:.3f} | {lp[0]:.3f} |")
+    results["summary"] = summary
+    md_path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, metric, title in zip(axes, ("utility", "utility_reviewed_sources", "macro_auprc"),
+                                 ("utility per item, all test", "utility per item, reviewed sources", "macro AUPRC")):
+        ax.axhline(a[metric], color="grey", linestyle="--", label="(a) supervised")
+        for v in ("b", "c", "d"):
+            pts = [(b, summary[f"{b}/{v}"][metric]) for b in budgets if f"{b}/{v}" in summary]
+            if pts:
+                ax.errorbar([p[0] for p in pts], [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o", capsize=3,
+                            label=f"({v}) {VARIANTS[v]}")
+        ax.set_xscale("log")
+        ax.set_xlabel("reviewed items")
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

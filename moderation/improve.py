@@ -1,0 +1,186 @@
+"""Steps 3 and 4 as one round of improvement from reviewer feedback, shared by `moderate loop` and
+benchmarks/rlhf_lift.py so that the benchmark measures exactly what the loop ships.
+
+Given the current supervised policy and a batch of judgments:
+
+  split_items        whole items go to train or held-out (never one item's pairs on both sides); the
+                     held-out items measure the reward model and pick the best RL / SFT step
+  fit_reward         Bradley-Terry reward model on the train items' preference pairs, reported next to
+                     two baselines (Hamming distance to the greedy proposal, the policy's log-probability)
+  sft_on_corrections the obvious alternative to RL: fine-tune (LoRA) on the reviewers' corrected label sets
+  rl_on_feedback     policy gradient against the reward model on reviewed and unlabelled texts
+
+Decisions are scored with the taxonomy's reviewer utility at the cost-optimal thresholds
+(`Taxonomy.cost_optimal_thresholds`), so models are compared on their decisions, not on tuned thresholds.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from moderation.data import stable_unit
+from moderation.feedback import Judgment, preference_pairs
+from moderation.policy import PolicyModel, label_set_log_prob, set_seed
+from moderation.reward import RewardConfig, RewardModel, embed_texts, pairs_to_arrays, pairwise_accuracy, train_reward
+from moderation.rl import RLConfig, RLHistory, train_rl
+from moderation.taxonomy import Taxonomy
+
+
+@dataclass
+class ImproveConfig:
+    holdout: float = 0.2  # share of reviewed items held out
+    reward_epochs: int = 60
+    reward_anchor: float = 1e-2
+    sft_epochs: int = 3
+    sft_lr: float = 3e-4
+    sft_batch: int = 16
+    rl: RLConfig = field(default_factory=RLConfig)
+    seed: int = 0
+
+
+def split_items(judgments: list[Judgment], holdout: float, seed: int) -> tuple[list[Judgment], list[Judgment]]:
+    done = [j for j in judgments if j.status == "done"]
+    held = [j for j in done if stable_unit(j.item_id, seed + 1) < holdout]
+    return [j for j in done if stable_unit(j.item_id, seed + 1) >= holdout], held
+
+
+def consensus(judgments: list[Judgment], n_categories: int) -> tuple[list[str], np.ndarray]:
+    """One corrected label set per item: the majority of its reviewers (ties count as positive)."""
+    by_item: dict[str, tuple[str, list]] = {}
+    for j in judgments:
+        if j.status == "done" and j.gold is not None:
+            by_item.setdefault(j.item_id, (j.text, []))[1].append(j.gold)
+    texts = [t for t, _ in by_item.values()]
+    gold = np.array([np.mean(g, axis=0) >= 0.5 for _, g in by_item.values()], dtype=np.float32).reshape(-1, n_categories)
+    return texts, gold
+
+
+def heldout_utility(policy: PolicyModel, texts: list[str], gold: np.ndarray, taxonomy: Taxonomy) -> float:
+    """Mean reviewer utility of the policy's cost-optimal decisions on reviewed items."""
+    if not texts:
+        return float("nan")
+    with torch.no_grad():
+        p = torch.sigmoid(policy.eval().text_logits(texts, max_windows=1)).numpy()
+    return float(taxonomy.utility(p >= taxonomy.cost_optimal_thresholds(), gold).mean())
+
+
+# ------------------------------------------------------------------ step 3: reward model
+
+
+def fit_reward(policy: PolicyModel, train_js: list[Judgment], held_js: list[Judgment], taxonomy: Taxonomy, cfg: ImproveConfig,
+               embeddings: dict[str, np.ndarray] | None = None, log=print) -> tuple[RewardModel, dict]:
+    """Train the reward model on `train_js`' pairs; report pairwise accuracy on `held_js`' pairs.
+
+    `embeddings` (text -> vector from `policy`'s encoder) may be passed in when already computed.
+    """
+    set_seed(cfg.seed)
+    tr = [p for j in train_js for p in preference_pairs(j)]
+    te = [p for j in held_js for p in preference_pairs(j)]
+    if len(tr) < 10:
+        raise ValueError(f"only {len(tr)} preference pairs to train on; collect more reviews first")
+    texts = sorted({p.text for p in tr + te})
+    index = {t: i for i, t in enumerate(texts)}
+    if embeddings is not None and all(t in embeddings for t in texts):
+        emb = np.stack([embeddings[t] for t in texts]) if texts else np.zeros((0, 1), np.float32)
+    else:
+        emb = embed_texts(policy, texts)
+    rcfg = RewardConfig(embed_dim=emb.shape[1], n_categories=len(policy.categories), cost_fn=tuple(taxonomy.cost_fn.tolist()),
+                        cost_fp=tuple(taxonomy.cost_fp.tolist()), epochs=cfg.reward_epochs, anchor=cfg.reward_anchor, seed=cfg.seed)
+    model = train_reward(emb, *pairs_to_arrays(tr, index), rcfg, init_policy=policy, log=log)
+    report = {"pairs_train": len(tr), "pairs_heldout": len(te), "items_train": len(train_js), "items_heldout": len(held_js)}
+    report.update(baseline_accuracies(policy, model, emb, index, te))
+    log(f"reward model: held-out pairwise accuracy {report['accuracy_reward_model']:.3f} (Hamming to greedy "
+        f"{report['accuracy_hamming_to_greedy']:.3f}, policy log-prob {report['accuracy_policy_log_prob']:.3f}; "
+        f"{len(te)} held-out pairs)")
+    return model, report
+
+
+def baseline_accuracies(policy: PolicyModel, reward: RewardModel, emb: np.ndarray, index: dict[str, int], pairs) -> dict:
+    """Pairwise accuracy of the reward model and of two reward-free baselines on the same pairs."""
+    if not pairs:
+        nan = float("nan")
+        return {"accuracy_reward_model": nan, "accuracy_hamming_to_greedy": nan, "accuracy_policy_log_prob": nan}
+    i, c, r = pairs_to_arrays(pairs, index)
+    texts = sorted(index, key=index.get)
+    with torch.no_grad():
+        z = policy.eval().text_logits([texts[k] for k in i], max_windows=1)
+    greedy = (torch.sigmoid(z).numpy() >= 0.5).astype(np.float32)
+    ham_c, ham_r = np.abs(c - greedy).sum(1), np.abs(r - greedy).sum(1)
+    lp_c = label_set_log_prob(z, torch.from_numpy(c)).numpy()
+    lp_r = label_set_log_prob(z, torch.from_numpy(r)).numpy()
+    return {"accuracy_reward_model": pairwise_accuracy(reward, emb, i, c, r),
+            "accuracy_hamming_to_greedy": float(((ham_c < ham_r) + 0.5 * (ham_c == ham_r)).mean()),
+            "accuracy_policy_log_prob": float(((lp_c > lp_r) + 0.5 * (lp_c == lp_r)).mean())}
+
+
+# ------------------------------------------------------------------ the supervised alternative
+
+
+def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, held_texts: list[str],
+                       held_gold: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig, log=print) -> dict:
+    """Fine-tune `policy` in place (LoRA) with BCE on reviewers' corrected label sets.
+
+    Every category of a correction is known (the reviewer saw them all), so no mask. The epoch with the
+    best held-out utility is kept, the starting point included: the same selection RL gets.
+    """
+    from tqdm import tqdm
+
+    set_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    if not policy.is_lora:
+        policy.enable_lora()
+    params = [p for p in policy.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.sft_lr, weight_decay=0.0)
+    y = torch.from_numpy(np.asarray(gold, dtype=np.float32))
+    best = heldout_utility(policy, held_texts, held_gold, taxonomy)
+    best_state, best_epoch, history = _snapshot(policy), 0, [{"epoch": 0, "heldout_utility": best}]
+    for epoch in range(1, cfg.sft_epochs + 1):
+        policy.train()
+        order = rng.permutation(len(texts))
+        total = 0.0
+        for s in tqdm(range(0, len(order), cfg.sft_batch), desc=f"sft on corrections {epoch}/{cfg.sft_epochs}", unit="batch", leave=False):
+            b = order[s : s + cfg.sft_batch]
+            loss = F.binary_cross_entropy_with_logits(policy.train_logits([texts[i] for i in b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            total += loss.item() * len(b)
+        util = heldout_utility(policy, held_texts, held_gold, taxonomy)
+        history.append({"epoch": epoch, "loss": total / max(1, len(texts)), "heldout_utility": util})
+        log(f"sft on corrections: epoch {epoch} loss {history[-1]['loss']:.4f}, held-out utility {util:.4f}")
+        if util > best:
+            best, best_state, best_epoch = util, _snapshot(policy), epoch
+    policy.load_state_dict(best_state)
+    policy.eval()
+    return {"best_epoch": best_epoch, "best_heldout_utility": best, "history": history}
+
+
+def _snapshot(policy: PolicyModel) -> dict:
+    return copy.deepcopy({k: v.detach().clone() for k, v in policy.state_dict().items()})
+
+
+# ------------------------------------------------------------------ step 4: RL
+
+
+def rl_on_feedback(policy: PolicyModel, reward: RewardModel, embed: dict[str, np.ndarray], pool_texts: list[str],
+                   held_texts: list[str], held_gold: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig,
+                   out_dir=None, log=print) -> RLHistory:
+    """RL (in place) against `reward`. `embed` maps every pool and held-out text to the reward model's
+    encoder embedding (the encoder the reward model was trained with, not the policy being tuned)."""
+    pool_emb = np.stack([embed[t] for t in pool_texts])
+    held_emb = np.stack([embed[t] for t in held_texts]) if held_texts else np.zeros((0, pool_emb.shape[1]), np.float32)
+    rl_cfg = copy.copy(cfg.rl)
+    rl_cfg.seed = cfg.seed
+    return train_rl(policy, reward, pool_texts, pool_emb, taxonomy, held_texts, np.asarray(held_gold),
+                    np.ones_like(held_gold), held_emb, taxonomy.cost_optimal_thresholds(), rl_cfg, out_dir=out_dir, log=log)
+
+
+def embedding_table(policy: PolicyModel, texts: list[str]) -> dict[str, np.ndarray]:
+    unique = list(dict.fromkeys(texts))
+    return dict(zip(unique, embed_texts(policy, unique))) if unique else {}

@@ -1,0 +1,194 @@
+"""One iteration of the human-feedback loop, end to end (`moderate loop`):
+
+    1. select   score candidate items with the production package; pick `n` new ones by a queue strategy
+    2. push     send them to Label Studio with K proposals each
+    3. review   wait for reviewers (or let simulated reviewers work through the real API)
+    4. pull     validated annotations -> the feedback store (all iterations' judgments accumulate)
+    5. reward   Bradley-Terry reward model on the store's preference pairs (held-out items measured)
+    6. improve  RL against the reward model (optionally after SFT on the corrections), LoRA, KL leash
+    7. export   ONNX INT8 package with its parity gate, metrics on the test split
+    8. gate     promote in the registry only if reviewer utility improves and no category's AUPRC falls
+                by more than 0.01; otherwise the candidate is kept, marked rejected, with the reasons
+
+Every step logs what it did and how long it took; the result (a dict) is also written next to the
+candidate as loop_report.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from moderation.improve import ImproveConfig
+from moderation.rl import RLConfig
+
+
+@dataclass
+class LoopConfig:
+    project: str = "Moderation review"
+    n: int = 1000  # items to push (the review budget of this iteration)
+    strategy: str = "uncertainty"
+    k: int = 4
+    simulate: bool = False
+    reviewers: int = 3
+    noise: float = 0.05
+    wait_seconds: float = 0.0  # without --simulate: how long to wait for human reviews
+    poll_seconds: float = 30.0
+    method: str = "rl"  # "rl" | "sft+rl" | "sft"
+    unlabelled: int = 1000  # unreviewed candidate texts added to the RL pool
+    improve: ImproveConfig = field(default_factory=lambda: ImproveConfig(rl=RLConfig(steps=100)))
+    max_auprc_drop: float = 0.01
+    seed: int = 0
+
+
+METHODS = ("rl", "sft+rl", "sft")
+
+
+def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, taxonomy, candidates,
+                  policy_checkpoint: Path | None = None, export_config=None, log=print) -> dict:
+    """Run one iteration. `candidates` are Examples to choose review items from (their labels are only
+    read by simulated reviewers); `examples` are all examples (validation/test splits feed the export)."""
+    from labeling.annotations import export_tasks, tasks_to_judgments
+    from labeling.queue import QueueItem, ensure_project, existing_item_ids, push, select
+    from labeling.simulate import simulatable_examples, simulate
+    from moderation.export import ExportConfig, ParityError, export_package
+    from moderation.improve import consensus, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
+    from moderation.policy import PolicyModel
+    from moderation.registry import RegistryError, metrics_from_report
+    from moderation.runtime import Moderator
+
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    timings: dict[str, float] = {}
+    report: dict = {"config": {k: v for k, v in asdict(cfg).items() if k != "improve"}}
+
+    def step(name: str, started: float) -> None:
+        timings[name] = round(time.time() - started, 1)
+        log(f"[loop] {name}: {timings[name]:.0f}s")
+
+    prod = registry.production()
+    if prod is None:
+        raise RuntimeError(f"the registry at {registry.root} has no production model; register one first "
+                           "(moderate registry add models/default --checkpoint CHECKPOINT)")
+    checkpoint = policy_checkpoint or registry.resolve(prod.checkpoint)
+    if checkpoint is None or not (Path(checkpoint) / "policy_config.json").is_file():
+        raise RuntimeError(f"production {prod.version} has no torch checkpoint to start RL from; pass --policy CHECKPOINT")
+    version = registry.next_version()
+    report.update(version=version, parent=prod.version)
+
+    # 1-2. select and push
+    t = time.time()
+    mod = Moderator.load(registry.resolve(prod.package))
+    proj = ensure_project(client, url, cfg.project, taxonomy)
+    already = existing_item_ids(client, url, proj.id)
+    fresh = [e for e in candidates if e.id not in already]
+    log(f"[loop] scoring {len(fresh)} candidate items with production {prod.version}…")
+    scores = mod.score([e.text for e in fresh]) if fresh else np.zeros((0, len(taxonomy)))
+    chosen = select([QueueItem(e.id, e.text, s, e.source) for e, s in zip(fresh, scores)], cfg.n, cfg.strategy,
+                    mod.review_thresholds, k=cfg.k, seed=cfg.seed)
+    report["push"] = push(client, url, proj.id, chosen, taxonomy, mod.version, mod.review_thresholds, k=cfg.k, seed=cfg.seed)
+    step("select+push", t)
+
+    # 3. reviews
+    t = time.time()
+    if cfg.simulate:
+        report["review"] = simulate(client, url, proj.id, simulatable_examples(examples), taxonomy, reviewers=cfg.reviewers,
+                                    noise=cfg.noise, seed=cfg.seed)
+    elif cfg.wait_seconds > 0:
+        report["review"] = _wait_for_reviews(client, url, proj.id, {it.item_id for it in chosen}, cfg, log)
+    step("review", t)
+
+    # 4. pull
+    t = time.time()
+    judgments, rejected = tasks_to_judgments(export_tasks(client, url, proj.id), taxonomy)
+    report["pull"] = {"annotations": len(judgments) + len(rejected), "new": store.add(judgments), "rejected": len(rejected),
+                      **store.stats()}
+    step("pull", t)
+
+    # 5. reward model on everything reviewers have said so far
+    t = time.time()
+    icfg = cfg.improve
+    icfg.seed = cfg.seed
+    train_js, held_js = split_items(store.judgments(), icfg.holdout, cfg.seed)
+    tr_texts, tr_gold = consensus(train_js, len(taxonomy))
+    held_texts, held_gold = consensus(held_js, len(taxonomy))
+    reviewed = {j.text for j in store.judgments()}
+    rng = np.random.default_rng(cfg.seed)
+    unreviewed = [e.text for e in fresh if e.text not in reviewed]
+    extra = [unreviewed[i] for i in rng.choice(len(unreviewed), min(cfg.unlabelled, len(unreviewed)), replace=False)] if unreviewed else []
+    policy = PolicyModel.load(checkpoint).eval()
+    embed = embedding_table(policy, tr_texts + extra + held_texts)
+    reward, report["reward_model"] = fit_reward(policy, train_js, held_js, taxonomy, icfg, embeddings=embed, log=log)
+    out_ckpt = registry.root / "checkpoints" / version
+    reward.save(out_ckpt / "reward")
+    step("reward", t)
+
+    # 6. improve the policy
+    t = time.time()
+    if cfg.method in ("sft", "sft+rl"):
+        report["sft"] = sft_on_corrections(policy, tr_texts, tr_gold, held_texts, held_gold, taxonomy, icfg, log=log)
+    if cfg.method in ("rl", "sft+rl"):
+        hist = rl_on_feedback(policy, reward, embed, tr_texts + extra, held_texts, held_gold, taxonomy, icfg, log=log)
+        report["rl"] = {"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
+                        "rows": hist.rows}
+    policy.save(out_ckpt)
+    step("improve", t)
+
+    # 7. export (its own parity gate), metrics on test
+    t = time.time()
+    package = registry.root / "packages" / version
+    ecfg = export_config or ExportConfig()
+    ecfg.version = version
+    try:
+        export_package(out_ckpt, package, taxonomy, [e for e in examples if e.split == "validation"],
+                       [e for e in examples if e.split == "test"], ecfg, log=log)
+    except ParityError as e:
+        report["export"] = {"refused": str(e)}
+        step("export", t)
+        report["promoted"], report["timings"] = False, timings
+        return report
+    test_report = json.loads((package / "export_report.json").read_text())["test"]
+    step("export", t)
+
+    # 8. register and gate
+    v = registry.add(version, package, metrics_from_report(test_report), checkpoint=out_ckpt, parent=prod.version,
+                     note=f"loop: {cfg.method}, {report['pull']['corrections']} corrections")
+    try:
+        result = registry.promote(version, max_auprc_drop=cfg.max_auprc_drop)
+    except RegistryError as e:
+        raise RuntimeError(str(e)) from None
+    report["gate"] = asdict(result)
+    report["promoted"] = result.passed
+    report["metrics"] = {"candidate": v.metrics, "production_before": prod.metrics}
+    report["timings"] = timings
+    report["seconds"] = round(sum(timings.values()), 1)
+    (package / "loop_report.json").write_text(json.dumps(report, indent=2, default=float))
+    return report
+
+
+def _wait_for_reviews(client, url: str, project_id: int, pushed: set[str], cfg: LoopConfig, log) -> dict:
+    """Poll until every pushed item has a submitted review or `wait_seconds` pass (Ctrl-C stops waiting)."""
+    from tqdm import tqdm
+
+    from labeling.client import call
+
+    deadline = time.time() + cfg.wait_seconds
+    done = 0
+    with tqdm(total=len(pushed), desc="waiting for reviews", unit="item") as bar:
+        try:
+            while True:
+                tasks = call(lambda: list(client.tasks.list(project=project_id, fields="all")), url, "listing tasks")
+                now = sum(1 for t in tasks if str((t.data or {}).get("item_id")) in pushed
+                          and (t.total_annotations or 0) + (t.cancelled_annotations or 0) > 0)
+                bar.update(now - done)
+                done = now
+                if done >= len(pushed) or time.time() >= deadline:
+                    break
+                time.sleep(min(cfg.poll_seconds, max(0.0, deadline - time.time())))
+        except KeyboardInterrupt:
+            log("[loop] stopped waiting (Ctrl-C); training on the reviews in so far")
+    return {"reviewed": done, "pushed": len(pushed)}

@@ -1,0 +1,237 @@
+"""Model versions, their measured metrics, and which one is in production.
+
+    data/registry/                    (or $MODERATION_REGISTRY, or --registry)
+      registry.json                   every version, its metrics and gate decisions; the production history
+      production -> packages/0.3.0    symlink: point `moderate scan --model` or $MODERATION_MODEL here
+      packages/<version>/             model packages (from `moderate export` or `moderate loop`)
+      checkpoints/<version>/          torch policy checkpoints, the starting point of the next RL round
+
+The promotion gate: a candidate replaces production only if its reviewer utility (cost-optimal decisions,
+test split) is higher and no category's test AUPRC falls by more than `max_auprc_drop` (0.01). Metrics
+come from the package's own export report (measured on the test split at export time) or, for a package
+exported before that report carried utility, are measured once on registration.
+
+registry.json and the symlink are replaced atomically (temp + fsync + rename): a crash leaves the old
+registry or the new one. Rollback moves production back to the version before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from moderation.package import atomic_write_text
+
+DEFAULT_ROOT = Path("data/registry")
+MAX_AUPRC_DROP = 0.01
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done; the message says why."""
+
+
+@dataclass
+class Gate:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)  # why it failed (or "first version")
+    utility_delta: float | None = None
+    auprc_deltas: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Version:
+    version: str
+    package: str  # folder, relative to the registry root when inside it
+    checkpoint: str | None = None
+    parent: str | None = None
+    status: str = "candidate"  # candidate | production | retired | rejected
+    created: str = ""
+    metrics: dict = field(default_factory=dict)  # macro_auprc, auprc{category}, utility_cost_optimal, utility_review
+    gate: dict | None = None
+    note: str = ""
+
+
+def gate(candidate: dict, incumbent: dict | None, max_auprc_drop: float = MAX_AUPRC_DROP) -> Gate:
+    """Promote only if utility improves and no category's AUPRC drops by more than `max_auprc_drop`."""
+    if incumbent is None:
+        return Gate(True, ["first version: nothing to compare with"])
+    reasons = []
+    du = candidate["utility_cost_optimal"] - incumbent["utility_cost_optimal"]
+    if not du > 0:
+        reasons.append(f"reviewer utility did not improve: {candidate['utility_cost_optimal']:.4f} vs "
+                       f"{incumbent['utility_cost_optimal']:.4f} in production")
+    deltas = {}
+    for c, before in incumbent["auprc"].items():
+        after = candidate["auprc"].get(c)
+        if before is None or after is None:
+            continue
+        deltas[c] = after - before
+        if after < before - max_auprc_drop:
+            reasons.append(f"{c}: test AUPRC fell {before - after:.4f} ({before:.4f} -> {after:.4f}), more than {max_auprc_drop}")
+    return Gate(not reasons, reasons, du, deltas)
+
+
+def metrics_from_report(test_report: dict) -> dict:
+    return {"macro_auprc": test_report["macro_auprc"],
+            "auprc": {c: r["auprc"] for c, r in test_report["categories"].items()},
+            "utility_cost_optimal": test_report["utility_cost_optimal"],
+            "utility_review": test_report["utility_per_item"], "n_items": test_report.get("n_items")}
+
+
+def _export_test_report(package: Path) -> dict:
+    path = Path(package) / "export_report.json"
+    try:
+        return (json.loads(path.read_text()).get("test") or {}) if path.is_file() else {}
+    except json.JSONDecodeError as e:
+        raise RegistryError(f"{path}: not valid JSON ({e})") from None
+
+
+def has_utility(package: Path) -> bool:
+    """Does the package's export report already carry the metrics the gate needs?"""
+    return "utility_cost_optimal" in _export_test_report(package)
+
+
+def package_metrics(package: Path, test_examples=None) -> dict:
+    """The package's test metrics: from its export report, or measured now when the report predates them."""
+    if has_utility(package):
+        return metrics_from_report(_export_test_report(package))
+    if test_examples is None:
+        raise RegistryError(f"{package}: its export report has no reviewer utility; measure it on the test split")
+    import numpy as np
+
+    from moderation.data import label_matrix
+    from moderation.evaluate import evaluate_scores
+    from moderation.runtime import Moderator
+
+    mod = Moderator.load(package)
+    probs = np.asarray(mod.score([e.text for e in test_examples]))
+    y, m = label_matrix(test_examples, mod.taxonomy.names)
+    report = evaluate_scores(probs, y, m, [e.source for e in test_examples], mod.taxonomy, mod.thresholds)
+    report["n_items"] = len(test_examples)
+    return metrics_from_report(report)
+
+
+class Registry:
+    FILE = "registry.json"
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root or os.environ.get("MODERATION_REGISTRY") or DEFAULT_ROOT)
+        self.path = self.root / self.FILE
+        self.versions: dict[str, Version] = {}
+        self.history: list[str] = []  # production versions, oldest first
+        if self.path.is_file():
+            try:
+                raw = json.loads(self.path.read_text())
+                self.versions = {v["version"]: Version(**v) for v in raw["versions"]}
+                self.history = list(raw["history"])
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise RegistryError(f"{self.path}: not a valid registry ({e})") from None
+
+    # ------------------------------------------------------------ reading
+
+    def list(self) -> list[Version]:
+        return sorted(self.versions.values(), key=lambda v: v.created)
+
+    def get(self, version: str) -> Version:
+        if version not in self.versions:
+            raise RegistryError(f"no version {version!r} in {self.root}; known: {', '.join(self.versions) or 'none'}")
+        return self.versions[version]
+
+    def production(self) -> Version | None:
+        return self.versions[self.history[-1]] if self.history else None
+
+    def resolve(self, path: str | None) -> Path | None:
+        if path is None:
+            return None
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
+    def next_version(self) -> str:
+        """Bump the patch number of the newest version (0.2.0 -> 0.2.1)."""
+        newest = max((v.version for v in self.versions.values()), key=_version_key, default="0.0.0")
+        major, minor, patch = (list(_version_key(newest)) + [0, 0, 0])[:3]
+        candidate = f"{major}.{minor}.{patch + 1}"
+        while candidate in self.versions:
+            patch += 1
+            candidate = f"{major}.{minor}.{patch + 1}"
+        return candidate
+
+    # ------------------------------------------------------------ writing
+
+    def add(self, version: str, package: Path, metrics: dict, checkpoint: Path | None = None, parent: str | None = None,
+            note: str = "") -> Version:
+        if version in self.versions:
+            raise RegistryError(f"version {version} is already registered")
+        if not (package / "manifest.json").is_file():
+            raise RegistryError(f"{package} is not a model package (no manifest.json)")
+        v = Version(version, self._rel(package), self._rel(checkpoint) if checkpoint else None, parent,
+                    created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), metrics=metrics, note=note)
+        self.versions[version] = v
+        self.save()
+        return v
+
+    def promote(self, version: str, force: bool = False, max_auprc_drop: float = MAX_AUPRC_DROP) -> Gate:
+        """Run the gate against production; make `version` production if it passes (or `force`)."""
+        v = self.get(version)
+        current = self.production()
+        if current is not None and current.version == version:
+            raise RegistryError(f"{version} is already in production")
+        result = gate(v.metrics, current.metrics if current else None, max_auprc_drop)
+        v.gate = asdict(result)
+        if result.passed or force:
+            if current is not None:
+                current.status = "retired"
+            v.status = "production"
+            if force and not result.passed:
+                v.note = (v.note + "; " if v.note else "") + "promoted with --force over the gate"
+            self.history.append(version)
+            self._point_production(v)
+        else:
+            v.status = "rejected"
+        self.save()
+        return result
+
+    def rollback(self) -> Version:
+        """Production goes back to the version before the current one."""
+        if len(self.history) < 2:
+            raise RegistryError("nothing to roll back to: production has had only "
+                                f"{len(self.history)} version(s)")
+        retired = self.versions[self.history.pop()]
+        retired.status = "retired"
+        back = self.versions[self.history[-1]]
+        back.status = "production"
+        self._point_production(back)
+        self.save()
+        return back
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        body = {"format": 1, "production": self.history[-1] if self.history else None, "history": self.history,
+                "versions": [asdict(v) for v in self.list()]}
+        atomic_write_text(self.path, json.dumps(body, indent=2) + "\n")
+
+    def _rel(self, p: Path) -> str:
+        p = Path(p).resolve()
+        try:
+            return str(p.relative_to(self.root.resolve()))
+        except ValueError:
+            return str(p)
+
+    def _point_production(self, v: Version) -> None:
+        """Swap the `production` symlink atomically (a new link renamed over the old)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        link, tmp = self.root / "production", self.root / ".production.tmp"
+        tmp.unlink(missing_ok=True)
+        target = self.resolve(v.package)
+        os.symlink(os.path.relpath(target, self.root) if target.is_relative_to(self.root) else target, tmp)
+        os.replace(tmp, link)
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in v.split("."))
+    except ValueError:
+        return (0,)

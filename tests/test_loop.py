@@ -1,0 +1,136 @@
+"""The registry, its promotion gate, and one whole loop iteration through a real Label Studio."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import cli
+from moderation.registry import Registry, RegistryError, gate
+
+runner = CliRunner()
+
+
+def _metrics(utility, **auprc):
+    base = {"toxic": 0.9, "hate": 0.4, "violence": 0.4, "sexual": 0.7, "self_harm": 0.95, "misleading": 0.8, "spam": 0.97}
+    base.update(auprc)
+    return {"utility_cost_optimal": utility, "auprc": base, "macro_auprc": float(np.mean(list(base.values())))}
+
+
+def test_gate_rules():
+    prod = _metrics(-0.50)
+    assert gate(_metrics(-0.45), prod).passed
+    assert gate(_metrics(-0.45, hate=0.395), prod).passed  # a drop within 0.01 is tolerated
+    refused = gate(_metrics(-0.40, hate=0.38), prod)
+    assert not refused.passed and any(r.startswith("hate:") for r in refused.reasons)
+    flat = gate(_metrics(-0.50), prod)
+    assert not flat.passed and "utility did not improve" in flat.reasons[0]
+    assert gate(_metrics(-0.9), None).passed  # the first version has nothing to beat
+
+
+def _package_with(tmp_path, tiny_package, name, utility_delta, auprc_delta):
+    """A copy of the tiny package whose export report claims other test metrics (the report is not hashed)."""
+    out = tmp_path / name
+    shutil.copytree(tiny_package, out)
+    report = json.loads((out / "export_report.json").read_text())
+    report["test"]["utility_cost_optimal"] += utility_delta
+    for c, delta in auprc_delta.items():
+        report["test"]["categories"][c]["auprc"] = (report["test"]["categories"][c]["auprc"] or 0.5) + delta
+    (out / "export_report.json").write_text(json.dumps(report))
+    return out
+
+
+def test_registry_cli_refuses_a_regressing_model_promotes_a_better_one_and_rolls_back(tmp_path, tiny_package):
+    reg_dir = tmp_path / "registry"
+    first = runner.invoke(cli.app, ["registry", "add", str(tiny_package), "--version", "1.0.0", "--registry", str(reg_dir)])
+    assert first.exit_code == 0, first.output
+    worse = _package_with(tmp_path, tiny_package, "worse", +0.2, {"hate": -0.05})
+    r = runner.invoke(cli.app, ["registry", "add", str(worse), "--version", "1.0.1", "--registry", str(reg_dir)])
+    assert r.exit_code == 4, r.output
+    assert "hate: test AUPRC fell" in r.output
+    reg = Registry(reg_dir)
+    assert reg.production().version == "1.0.0" and reg.get("1.0.1").status == "rejected"
+    assert (reg_dir / "production").resolve() == tiny_package.resolve()
+    better = _package_with(tmp_path, tiny_package, "better", +0.1, {"toxic": +0.01})
+    r = runner.invoke(cli.app, ["registry", "add", str(better), "--version", "1.0.2", "--registry", str(reg_dir)])
+    assert r.exit_code == 0, r.output
+    assert Registry(reg_dir).production().version == "1.0.2"
+    assert (reg_dir / "production").resolve() == better.resolve()
+    assert runner.invoke(cli.app, ["registry", "list", "--registry", str(reg_dir)]).exit_code == 0
+    listing = json.loads(runner.invoke(cli.app, ["registry", "list", "--json", "--registry", str(reg_dir)]).output)
+    assert listing["production"] == "1.0.2" and listing["history"] == ["1.0.0", "1.0.2"]
+    assert [v["status"] for v in listing["versions"]] == ["retired", "rejected", "production"]
+    r = runner.invoke(cli.app, ["registry", "rollback", "--registry", str(reg_dir)])
+    assert r.exit_code == 0, r.output
+    assert Registry(reg_dir).production().version == "1.0.0"
+    assert (reg_dir / "production").resolve() == tiny_package.resolve()
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        Registry(reg_dir).rollback()
+    # --force overrides the gate, and says so in the registry
+    r = runner.invoke(cli.app, ["registry", "promote", "1.0.1", "--force", "--registry", str(reg_dir)])
+    assert r.exit_code == 0 and "--force" in Registry(reg_dir).get("1.0.1").note
+
+
+def test_reward_model_starts_at_the_policys_own_beliefs(taxonomy):
+    """Before any review, the reward model's best label set is the policy's cost-optimal decision."""
+    import itertools
+
+    from moderation.reward import RewardConfig, RewardModel, embed_texts
+    from tests.conftest import make_tiny_policy
+
+    policy = make_tiny_policy(taxonomy.names, seed=5).eval()
+    texts = ["you are an idiot", "win a free prize now", "the meeting is at noon", "I will hurt you"]
+    emb = embed_texts(policy, texts)
+    rm = RewardModel(RewardConfig(embed_dim=emb.shape[1], n_categories=len(taxonomy), cost_fn=tuple(taxonomy.cost_fn),
+                                  cost_fp=tuple(taxonomy.cost_fp)))
+    rm.init_from_policy(policy)
+    with torch.no_grad():
+        z = policy.text_logits(texts, max_windows=1)
+        assert torch.allclose(rm.belief(torch.from_numpy(emb)), z, atol=1e-4)
+        sets = torch.tensor(list(itertools.product([0, 1], repeat=len(taxonomy))), dtype=torch.float32)
+        r = rm(torch.from_numpy(emb), sets.unsqueeze(0).expand(len(texts), -1, -1))
+    best = sets[r.argmax(1)].numpy()
+    decision = (torch.sigmoid(z).numpy() >= taxonomy.cost_optimal_thresholds()).astype(np.float32)
+    assert (best == decision).all()
+
+
+def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoint, small_examples, examples, taxonomy, tmp_path):
+    """select -> push -> simulated reviews (real API) -> pull -> reward -> RL -> export -> gate -> registry."""
+    from labeling.client import connect
+    from moderation.export import ExportConfig
+    from moderation.feedback import FeedbackStore
+    from moderation.improve import ImproveConfig
+    from moderation.loop import LoopConfig, run_iteration
+    from moderation.rl import RLConfig
+
+    creds, _ = label_studio
+    reg = Registry(tmp_path / "registry")
+    reg.add("0.1.0", tiny_package, {**_metrics(-10.0), "auprc": {c: None for c in taxonomy.names}}, checkpoint=tiny_checkpoint)
+    reg.promote("0.1.0")
+    candidates = [e for e in examples if e.annotators and e.split == "validation"][:200]
+    small = small_examples["validation"] + small_examples["test"] + [c for c in candidates if c not in small_examples["validation"]]
+    cfg = LoopConfig(project="loop test", n=30, simulate=True, unlabelled=20,
+                     improve=ImproveConfig(rl=RLConfig(steps=4, batch_texts=8, group_size=4, eval_every=2)))
+    store = FeedbackStore(tmp_path / "feedback", taxonomy.names)
+    report = run_iteration(cfg, connect(creds), creds.url, reg, store, small, taxonomy, candidates,
+                           export_config=ExportConfig(parity_examples=50, max_auprc_drop=1.0), log=lambda *a: None)
+    assert report["push"]["created"] == 30
+    assert report["pull"]["corrections"] == 30 and report["pull"]["rejected"] == 0
+    assert 0.0 <= report["reward_model"]["accuracy_reward_model"] <= 1.0
+    assert report["rl"]["rows"] and set(report["timings"]) >= {"select+push", "review", "pull", "reward", "improve", "export"}
+    reg = Registry(tmp_path / "registry")
+    cand = reg.get(report["version"])
+    assert cand.parent == "0.1.0" and cand.metrics["n_items"] == len(small_examples["test"])
+    # utility of -10 is beaten by any model; AUPRC None is never compared: the gate passes and production moves
+    assert report["promoted"] and reg.production().version == report["version"]
+    assert (reg.root / "production" / "manifest.json").is_file()
+    assert (reg.resolve(cand.checkpoint) / "policy_config.json").is_file()
+    # a second iteration pushes new items only
+    again = run_iteration(LoopConfig(project="loop test", n=10, simulate=True, method="sft", unlabelled=5,
+                                     improve=ImproveConfig(sft_epochs=1)),
+                          connect(creds), creds.url, reg, store, small, taxonomy, candidates,
+                          export_config=ExportConfig(parity_examples=50, max_auprc_drop=1.0), log=lambda *a: None)
+    assert again["push"]["created"] == 10 and again["pull"]["corrections"] == 40
