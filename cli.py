@@ -574,6 +574,37 @@ def review_stats(store: StoreDir = Path("data/feedback"), taxonomy: TaxonomyPath
     typer.echo(json.dumps({"alpha": alpha, **tp, **fb.stats()}))
 
 
+# ---------------------------------------------------------------- serve
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[Optional[Path], typer.Option(help="Model package folder (default: the shipped model, or $MODERATION_MODEL).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; keep loopback unless a proxy with TLS sits in front.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    store: Annotated[Optional[Path], typer.Option(help="Feedback store for Label Studio webhooks (omit to refuse them).")] = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="Texts per ONNX run when requests are micro-batched.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(min=0.0, help="How long a request may wait for batch-mates.")] = 5.0,
+    max_inputs: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 256,
+    max_chars: Annotated[int, typer.Option(min=1, help="Characters per text; longer ones get 413.")] = 100_000,
+    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: all cores).")] = None,
+) -> None:
+    """Serve POST /v1/moderations (OpenAI-compatible) and the Label Studio ML-backend protocol.
+
+    Set MODERATION_API_TOKEN to require `Authorization: Bearer <token>` on everything but /health.
+    """
+    from moderation.package import ModelPackageError
+    from moderation.serve import ServeConfig, serve
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.secho(f"warning: binding {host}: the server is reachable from other machines", fg=typer.colors.YELLOW, err=True)
+    try:
+        serve(model, host=host, port=port, store_dir=store, threads=threads,
+              config=ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_chars=max_chars))
+    except ModelPackageError as e:
+        fail(str(e))
+
+
 # ---------------------------------------------------------------- registry and the loop
 
 RegistryDir = Annotated[Optional[Path], typer.Option("--registry", help="Registry folder (default data/registry or $MODERATION_REGISTRY).")]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labeling.client import call
-from labeling.config import PROPOSALS, TEXT, labeling_config, proposal_id, proposal_title
+from labeling.config import CATEGORIES, PROPOSALS, TEXT, labeling_config, proposal_id, proposal_title
 from moderation.proposals import proposals_from_logits
 from moderation.taxonomy import Taxonomy
 
@@ -77,11 +77,14 @@ def task_payload(item: QueueItem, taxonomy: Taxonomy, model_version: str, k: int
                      "body": f"{p.kind}; log-probability {p.log_prob:.2f}"} for i, p in enumerate(props)],
         "proposal_labels": [list(p.labels) for p in props],
     }
-    greedy = props[0].labels
-    result = [{"from_name": "categories", "to_name": TEXT, "type": "choices",
-               "value": {"choices": [c for c, y in zip(names, greedy) if y]}}] if any(greedy) else []
-    return {"data": data, "predictions": [{"model_version": model_version, "score": float(np.max(item.scores)),
-                                           "result": result}]}
+    return {"data": data, "predictions": [prediction(props[0].labels, item.scores, names, model_version)]}
+
+
+def prediction(labels: tuple[int, ...], scores: np.ndarray, names: list[str], model_version: str) -> dict:
+    """A Label Studio prediction pre-filling the categories with `labels` (used by push and the ML backend)."""
+    result = [{"from_name": CATEGORIES, "to_name": TEXT, "type": "choices",
+               "value": {"choices": [c for c, y in zip(names, labels) if y]}}] if any(labels) else []
+    return {"model_version": model_version, "score": float(np.max(scores)) if len(scores) else 0.0, "result": result}
 
 
 def ensure_project(client, url: str, title: str, taxonomy: Taxonomy):

@@ -105,14 +105,16 @@ class FeedbackStore:
     def judgments(self) -> list[Judgment]:
         return list(self._judgments.values())
 
-    def add(self, judgments: Iterable[Judgment]) -> int:
-        """Add new judgments (known keys are ignored) and persist atomically. Returns how many were new."""
+    def add(self, judgments: Iterable[Judgment], replace: bool = False) -> int:
+        """Add new judgments and persist atomically. Returns how many were new or changed.
+
+        Known keys are ignored, unless `replace` (an edited annotation replaces its earlier version)."""
         new = 0
         for j in judgments:
             for labels in ([j.gold] if j.gold is not None else []) + j.ranking + j.proposals:
                 if len(labels) != len(self.categories) or any(v not in (0, 1) for v in labels):
                     raise ValueError(f"judgment {j.key}: label set {labels} does not fit the {len(self.categories)} categories")
-            if j.key not in self._judgments:
+            if j.key not in self._judgments or (replace and self._judgments[j.key] != j):
                 self._judgments[j.key] = j
                 new += 1
         if new:

@@ -132,7 +132,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     if cfg.method in ("sft", "sft+rl"):
         report["sft"] = sft_on_corrections(policy, tr_texts, tr_gold, held_texts, held_gold, taxonomy, icfg, log=log)
     if cfg.method in ("rl", "sft+rl"):
-        hist = rl_on_feedback(policy, reward, embed, tr_texts + extra, held_texts, held_gold, taxonomy, icfg, log=log)
+        hist = rl_on_feedback(policy, reward, embed, tr_texts + extra, held_texts, held_gold, taxonomy, icfg, out_dir=out_ckpt, log=log)
         report["rl"] = {"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                         "rows": hist.rows}
     policy.save(out_ckpt)

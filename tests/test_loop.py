@@ -128,6 +128,7 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     assert report["promoted"] and reg.production().version == report["version"]
     assert (reg.root / "production" / "manifest.json").is_file()
     assert (reg.resolve(cand.checkpoint) / "policy_config.json").is_file()
+    assert (reg.resolve(cand.checkpoint) / "rl_curves.png").is_file()
     # a second iteration pushes new items only
     again = run_iteration(LoopConfig(project="loop test", n=10, simulate=True, method="sft", unlabelled=5,
                                      improve=ImproveConfig(sft_epochs=1)),

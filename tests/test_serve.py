@@ -1,0 +1,161 @@
+"""`moderate serve` as a real server process: the OpenAI client, bad requests, concurrency, and a real
+Label Studio using it as its ML backend and sending it webhooks."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "test-token-not-a-secret-123"
+
+
+def _start(package, store, port, token=TOKEN):
+    env = {**os.environ, "MODERATION_API_TOKEN": token} if token else {k: v for k, v in os.environ.items() if k != "MODERATION_API_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "serve", "--model", str(package), "--port", str(port),
+                             "--store", str(store), "--max-inputs", "32", "--max-chars", "5000", "--threads", "1"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stdout.read())
+    proc.kill()
+    raise RuntimeError("server did not come up")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_package, tmp_path_factory):
+    from labeling.server import free_port
+
+    port = free_port()
+    store = tmp_path_factory.mktemp("served-feedback")
+    proc = _start(tiny_package, store, port)
+    yield f"http://127.0.0.1:{port}", store, proc
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    assert TOKEN not in out  # the token never reaches the server's log
+
+
+def test_openai_client_gets_well_formed_results(server, tiny_package):
+    from openai import OpenAI
+
+    from moderation.runtime import Moderator
+
+    url, _, _ = server
+    client = OpenAI(base_url=f"{url}/v1", api_key=TOKEN)
+    texts = ["you are an idiot", "see you at the meeting tomorrow", "win a free prize now!!!"]
+    raw = client.moderations.with_raw_response.create(input=texts, model="omni-moderation-latest")
+    resp = raw.parse()  # the client's own response type
+    mod = Moderator.load(tiny_package)
+    assert resp.model == f"moderation-policy-{mod.version}" and resp.id.startswith("modr-")
+    assert len(resp.results) == 3 and all(isinstance(r.flagged, bool) for r in resp.results)
+    assert resp.results[0].category_scores.model_extra["toxic"] >= 0.0  # our names arrive as extra fields
+    # Our names, not OpenAI's: the exact JSON (typed attributes only exist for OpenAI's own names; README).
+    body = raw.http_response.json()
+    expected = mod.score(texts)
+    for r, e in zip(body["results"], expected):
+        assert set(r["category_scores"]) == set(r["categories"]) == set(mod.categories)
+        assert np.allclose([r["category_scores"][c] for c in mod.categories], e, atol=1e-5)
+        assert r["flagged"] == any(r["categories"].values()) and r["decision"] in ("allow", "review", "block")
+    single = client.moderations.create(input="hello there")
+    assert len(single.results) == 1
+
+
+def test_wrong_token_is_refused(server):
+    from openai import AuthenticationError, OpenAI
+
+    url, _, _ = server
+    with pytest.raises(AuthenticationError):
+        OpenAI(base_url=f"{url}/v1", api_key="wrong").moderations.create(input="x")
+    assert httpx.get(f"{url}/health").status_code == 200  # /health stays open
+
+
+@pytest.mark.parametrize("body,status,needle", [
+    ('{"input": 5}', 400, "input"),
+    ('{"input": [1, 2]}', 400, "input"),
+    ('{"inputs": "typo"}', 400, "input: Field required"),
+    ('{"input": ', 400, "not valid JSON"),
+    ('[]', 400, "invalid request body"),
+    ('{"input": []}', 400, "empty list"),
+    (json.dumps({"input": ["x"] * 33}), 413, "at most 32"),
+    (json.dumps({"input": ["ok", "y" * 5001]}), 413, "input[1] has 5001 characters"),
+])
+def test_malformed_bodies_get_4xx_with_a_clear_message(server, body, status, needle):
+    url, _, _ = server
+    r = httpx.post(f"{url}/v1/moderations", content=body, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]["message"]
+
+
+def test_concurrent_requests_are_batched_and_match_one_by_one(server, tiny_package):
+    from moderation.runtime import Moderator
+
+    url, _, _ = server
+    texts = [f"message number {i}: {'you fool ' * (i % 5)}" for i in range(60)]
+    expected = Moderator.load(tiny_package).score(texts)
+    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as c:
+        def one(i):
+            return c.post(f"{url}/v1/moderations", json={"input": texts[i]}).json()["results"][0]["category_scores"]
+
+        with ThreadPoolExecutor(16) as pool:
+            got = list(pool.map(one, range(len(texts))))
+    cats = list(got[0])
+    assert np.allclose(np.array([[g[c] for c in cats] for g in got]), expected, atol=1e-5)
+
+
+def test_label_studio_uses_us_as_ml_backend_and_webhooks_land_in_the_store(server, label_studio, taxonomy):
+    from labeling.client import connect
+    from labeling.config import labeling_config
+    from moderation.feedback import FeedbackStore
+
+    url, store, _ = server
+    creds, _ = label_studio
+    ls = connect(creds)
+    project = ls.projects.create(title="ml backend test", label_config=labeling_config(taxonomy))
+    ls.projects.update(id=project.id, evaluate_predictions_automatically=True)
+    ids = ls.projects.import_tasks(id=project.id, request=[{"text": "I will find you and hurt you", "proposals": []},
+                                             {"text": "lovely weather", "proposals": []}],  # our config lists $proposals
+                                   return_task_ids=True).task_ids
+    backend = ls.ml.create(project=project.id, url=url, title="moderation", auth_method="BASIC_AUTH",
+                           basic_auth_user="label-studio", basic_auth_pass=TOKEN, is_interactive=False)
+    assert str(ls.ml.get(id=backend.id).state).endswith("CO")  # connected: our /health and /setup answered
+    ls.webhooks.create(project=project.id, url=f"{url}/webhook", send_payload=True, headers={"Authorization": f"Bearer {TOKEN}"},
+                       actions=["ANNOTATION_CREATED", "ANNOTATION_UPDATED"])
+    # a reviewer opening the task: Label Studio asks our /predict (no push step)
+    task = ls.tasks.get(id=ids[0])
+    preds = ls.predictions.list(task=ids[0])
+    assert preds, "Label Studio fetched no prediction from the ML backend"
+    assert preds[0].model_version and preds[0].result and preds[0].result[0]["from_name"] == "categories"
+    assert task.data["text"].startswith("I will find you")
+    # the reviewer submits; the webhook delivers it into our store, once
+    ann = ls.annotations.create(id=ids[0], result=[{"from_name": "categories", "to_name": "text", "type": "choices",
+                                                    "value": {"choices": ["violence"]}}], lead_time=12.0)
+    fb = FeedbackStore(store, taxonomy.names)
+    for _ in range(50):
+        fb = FeedbackStore(store, taxonomy.names)
+        if len(fb):
+            break
+        time.sleep(0.2)
+    assert [j.key for j in fb.judgments()] == [f"labelstudio:{ann.id}"]
+    assert fb.judgments()[0].gold == tuple(int(c == "violence") for c in taxonomy.names)
+    # an edit replaces it (same key), a repeat changes nothing
+    ls.annotations.update(id=ann.id, result=[{"from_name": "categories", "to_name": "text", "type": "choices",
+                                              "value": {"choices": ["violence", "toxic"]}}])
+    for _ in range(50):
+        fb = FeedbackStore(store, taxonomy.names)
+        if fb.judgments()[0].gold[taxonomy.index("toxic")] == 1:
+            break
+        time.sleep(0.2)
+    assert len(fb) == 1 and fb.judgments()[0].gold[taxonomy.index("toxic")] == 1
