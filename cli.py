@@ -247,6 +247,7 @@ def scan(
     threads: Annotated[Optional[int], typer.Option(min=1, help="ONNX Runtime threads (default: all cores).")] = None,
     max_chars: Annotated[int, typer.Option(min=1, help="Texts longer than this are errors, never silently truncated.")] = 1_000_000,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue a scan that was stopped or killed: keep OUT's complete rows, scan the rest (JSONL output).")] = False,
 ) -> None:
     """Score every item of a file and write id, flagged, decision and per-category scores.
 
@@ -255,21 +256,28 @@ def scan(
     """
     from moderation.package import ModelPackageError
     from moderation.runtime import Moderator
-    from moderation.scan import ResultWriter, ScanError, detect_format, read_items, scan as run_scan
+    from moderation.scan import ResultWriter, ScanError, detect_format, read_items, resume_point, scan as run_scan
 
     try:
         fmt = detect_format(input, format)
         out_fmt = "csv" if out.lower().endswith(".csv") else "jsonl"
+        if resume and (out == "-" or out_fmt != "jsonl"):
+            raise ScanError("--resume needs a JSONL output file (--out results.jsonl)")
+        start_after = resume_point(Path(out)) if resume else 0
         moderator = Moderator.load(model, threads=threads, batch_size=batch_size, max_chars=max_chars)
     except (ScanError, ModelPackageError, ValueError, RuntimeError) as e:
         fail(str(e))
+    if start_after:
+        typer.echo(f"resuming after input line {start_after}", err=True)
     items = read_items(input, fmt, text_field=text_field, id_field=id_field or None)
-    out_stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")
+    mode = "a" if resume else "w"
+    out_stream = sys.stdout if out == "-" else open(out, mode, encoding="utf-8", newline="")
     err_path = errors or (Path(f"{out}.errors.jsonl") if out != "-" else Path("scan-errors.jsonl"))
-    err_stream = open(err_path, "w", encoding="utf-8") if on_error == OnError.skip else None
+    err_stream = open(err_path, mode, encoding="utf-8") if on_error == OnError.skip else None
     try:
         summary = run_scan(moderator, items, ResultWriter(out_stream, out_fmt, moderator.categories), on_error=on_error.value,
-                           errors_stream=err_stream, only_flagged=only_flagged, source=input, progress=progress)
+                           errors_stream=err_stream, only_flagged=only_flagged, source=input, progress=progress,
+                           start_after=start_after, durable=out != "-")
     except ScanError as e:
         fail(str(e))
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -209,15 +210,41 @@ class ResultWriter:
             self._csv.writerow([item.id, str(result.flagged).lower(), result.decision,
                                 *[f"{result.scores[c]:.6f}" for c in self.categories], flagged_cats])
         else:
-            self.stream.write(json.dumps({"id": item.id, "flagged": result.flagged, "decision": result.decision,
+            self.stream.write(json.dumps({"id": item.id, "line": item.line, "flagged": result.flagged, "decision": result.decision,
                                           "categories": [c for c, v in result.categories.items() if v],
                                           "scores": result.scores}, ensure_ascii=False) + "\n")
 
 
+def resume_point(path: Path) -> int:
+    """For `--resume`: the input line of the last complete row of a JSONL output (0 if none).
+
+    A process killed mid-write can leave half a row at the end; it is cut off here (the file is truncated
+    after the last newline), so the resumed scan writes that item again, once."""
+    if not path.is_file():
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+    for line in reversed(data[:end].splitlines()):
+        if line.strip():
+            try:
+                return int(json.loads(line)["line"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise ScanError(f"{path}: the last row is not one of our JSONL results; cannot resume from it") from None
+    return 0
+
+
 def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWriter, *, on_error: str = "fail",
          errors_stream: TextIO | None = None, only_flagged: bool = False, chunk_size: int = 256, source: str = "input",
-         progress: bool = True) -> ScanSummary:
-    """Score items in chunks and write each chunk before reading the next (memory stays flat)."""
+         progress: bool = True, start_after: int = 0, durable: bool = False) -> ScanSummary:
+    """Score items in chunks and write each chunk before reading the next (memory stays flat).
+
+    start_after: skip input lines up to this one (resuming). durable: fsync the output after every
+    chunk, so a crash loses at most the chunk in flight (what `--resume` relies on)."""
     from tqdm import tqdm
 
     if on_error not in ("fail", "skip"):
@@ -247,11 +274,18 @@ def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWr
             if result.flagged or not only_flagged:
                 writer.write(it, result)
         writer.stream.flush()
+        if durable:
+            os.fsync(writer.stream.fileno())
+            if errors_stream is not None:
+                errors_stream.flush()
+                os.fsync(errors_stream.fileno())
         bar.update(len(chunk))
         chunk.clear()
 
     try:
         for entry in items:
+            if entry.line <= start_after:
+                continue
             summary.total += 1
             if isinstance(entry, BadItem):
                 reject(entry)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from moderation.normalize import Normalizer
+
 
 def load_tokenizer(path: str | Path, max_length: int, stride: int) -> Tokenizer:
     if stride >= max_length - 2:
@@ -41,13 +43,27 @@ def sentences(text: str) -> list[str]:
     return [s for s in (p.strip() for p in SENTENCE_BOUNDARY.split(text)) if s]
 
 
+_NORMALIZERS: dict[int, tuple[Tokenizer, Normalizer]] = {}  # keeps the tokenizer alive so its id stays unique
+
+
+def normalizer_for(tokenizer: Tokenizer) -> Normalizer:
+    entry = _NORMALIZERS.get(id(tokenizer))
+    if entry is None or entry[0] is not tokenizer:
+        entry = _NORMALIZERS[id(tokenizer)] = (tokenizer, Normalizer.for_tokenizer(tokenizer))
+    return entry[1]
+
+
 def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | None = MAX_SEGMENTS,
-                   sentence_segments: bool = True) -> Windows:
+                   sentence_segments: bool = True, normalize: bool = True) -> Windows:
     """Every text becomes one or more windows (the tokenizer's overflow gives the overlapping rest).
 
     A text longer than one window also contributes one segment per sentence (at most `max_windows`),
     except with max_windows=1, which means exactly one window per text (training indexes them by text).
+    Texts are first de-obfuscated (moderation/normalize.py) unless `normalize` is False.
     """
+    if normalize:
+        fold = normalizer_for(tokenizer)
+        texts = [fold(t) for t in texts]
     sentence_segments = sentence_segments and max_windows != 1
     ids, owner = [], []
     long_texts = []
