@@ -36,6 +36,7 @@ HOMOGLYPHS = str.maketrans({
 LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a",
                       "$": "s", "!": "i", "|": "l", "+": "t", "€": "e"})
 LEET_CHARS = "0134578@$!|+€9"
+SUFFIXES = ("s", "es", "ed", "ing", "er", "ers", "y", "ly", "ty")
 
 _WORD = re.compile(r"\S+")
 _HAS_LATIN = re.compile(r"[A-Za-z]")
@@ -70,7 +71,26 @@ class Normalizer:
         return _SPACED.sub(self._join_spaced, text)
 
     def _known(self, word: str) -> bool:
-        return word.lower() in self.vocab
+        """A whole vocabulary word, or one with a common English ending ("idiots", "trolling")."""
+        w = word.lower()
+        if w in self.vocab:
+            return True
+        return any(w.endswith(end) and len(w) - len(end) >= 3 and w[: -len(end)] in self.vocab for end in SUFFIXES)
+
+    def _segment(self, letters: str) -> list[str] | None:
+        """Split a run of letters into the fewest known words ("youidiot" -> ["you", "idiot"]), or None."""
+        n = len(letters)
+        if n > 60:
+            return None
+        best: list[list[str] | None] = [[]] + [None] * n
+        for end in range(1, n + 1):
+            for start in range(max(0, end - 20), end):
+                piece = letters[start:end]
+                if best[start] is not None and (len(piece) > 1 or piece in "ai") and self._known(piece):
+                    cand = best[start] + [piece]
+                    if best[end] is None or len(cand) < len(best[end]):
+                        best[end] = cand
+        return best[n]
 
     @staticmethod
     def _fold_homoglyphs(m: re.Match) -> str:
@@ -87,4 +107,7 @@ class Normalizer:
 
     def _join_spaced(self, m: re.Match) -> str:
         joined = m.group(0).replace(" ", "")
-        return joined if self._known(joined) else m.group(0)
+        if self._known(joined):
+            return joined
+        words = self._segment(joined)  # several spaced-out words in a row: "y o u i d i o t"
+        return " ".join(words) if words and len(words) * 2 <= len(joined) else m.group(0)

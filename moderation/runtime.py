@@ -74,7 +74,7 @@ def _providers(device: str) -> list[str]:
 
 class Moderator:
     def __init__(self, package_dir: Path, manifest: dict, session, tokenizer, taxonomy, thresholds: dict,
-                 batch_size: int, max_chars: int, max_windows: int | None):
+                 batch_size: int, max_chars: int, max_windows: int | None, normalize: bool = True):
         self.package_dir = package_dir
         self.manifest = manifest
         self.session = session
@@ -86,17 +86,19 @@ class Moderator:
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.max_windows = max_windows
+        self.normalize = normalize
         self._input_names = {i.name for i in session.get_inputs()}
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, threads: int | None = None, device: str = "auto",
              batch_size: int = 32, max_chars: int = DEFAULT_MAX_CHARS, max_windows: int | None = MAX_SEGMENTS,
-             verify: bool = True) -> "Moderator":
+             verify: bool = True, normalize: bool = True) -> "Moderator":
         """Load a model package (None = the default model). The manifest's sha256s are checked first.
 
         threads: ONNX Runtime intra-op threads (None = all cores). device: "auto" | "cpu" | "cuda".
         max_chars: longer texts get an InputError instead of a silent truncation.
         max_windows: cap on 256-token windows (and on sentences) per text, bounding time per item.
+        normalize: undo cheap obfuscation first (moderation/normalize.py); off only to measure what it buys.
         """
         import onnxruntime as ort
 
@@ -124,7 +126,7 @@ class Moderator:
         except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
             raise ModelPackageError(f"{package_dir / 'model.onnx'}: onnxruntime could not load it ({e})") from None
         tokenizer = load_tokenizer(package_dir / "tokenizer.json", manifest["max_length"], manifest["stride"])
-        return cls(package_dir, manifest, session, tokenizer, taxonomy, thresholds, batch_size, max_chars, max_windows)
+        return cls(package_dir, manifest, session, tokenizer, taxonomy, thresholds, batch_size, max_chars, max_windows, normalize)
 
     @property
     def version(self) -> str:
@@ -147,7 +149,7 @@ class Moderator:
         texts = self._check(texts)
         if not texts:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
-        windows = encode_windows(self.tokenizer, texts, max_windows=self.max_windows)
+        windows = encode_windows(self.tokenizer, texts, max_windows=self.max_windows, normalize=self.normalize)
         probs = np.empty((len(windows.ids), len(self.categories)), dtype=np.float32)
         for index in length_sorted_batches(windows, self.batch_size):
             ids, mask = pad_batch(windows, index)
