@@ -103,13 +103,14 @@ def package_metrics(package: Path, test_examples=None) -> dict:
     import numpy as np
 
     from moderation.data import label_matrix
-    from moderation.evaluate import evaluate_scores
+    from moderation.evaluate import Thresholds, evaluate_scores
     from moderation.runtime import Moderator
 
     mod = Moderator.load(package)
     probs = np.asarray(mod.score([e.text for e in test_examples]))
     y, m = label_matrix(test_examples, mod.taxonomy.names)
-    report = evaluate_scores(probs, y, m, [e.source for e in test_examples], mod.taxonomy, mod.thresholds)
+    thresholds = Thresholds(review=mod.review_thresholds.tolist(), block=mod.block_thresholds.tolist())
+    report = evaluate_scores(probs, y, m, [e.source for e in test_examples], mod.taxonomy, thresholds)
     report["n_items"] = len(test_examples)
     return metrics_from_report(report)
 

@@ -74,6 +74,20 @@ def test_registry_cli_refuses_a_regressing_model_promotes_a_better_one_and_rolls
     assert r.exit_code == 0 and "--force" in Registry(reg_dir).get("1.0.1").note
 
 
+def test_metrics_are_measured_when_the_export_report_predates_them(tmp_path, tiny_package, small_examples):
+    from moderation.registry import has_utility, package_metrics
+
+    old = _package_with(tmp_path, tiny_package, "old", 0.0, {})
+    report = json.loads((old / "export_report.json").read_text())
+    del report["test"]["utility_cost_optimal"]
+    (old / "export_report.json").write_text(json.dumps(report))
+    assert not has_utility(old)
+    with pytest.raises(RegistryError, match="measure it"):
+        package_metrics(old)
+    measured = package_metrics(old, small_examples["test"])
+    assert measured["utility_cost_optimal"] == pytest.approx(json.loads((tiny_package / "export_report.json").read_text())["test"]["utility_cost_optimal"])
+
+
 def test_reward_model_starts_at_the_policys_own_beliefs(taxonomy):
     """Before any review, the reward model's best label set is the policy's cost-optimal decision."""
     import itertools
