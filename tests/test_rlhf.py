@@ -71,3 +71,37 @@ def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):
     kls = [r["kl"] for r in history.rows if r.get("kl") is not None]
     assert max(kls) < 25.0  # the KL leash holds the policy near the reference
     assert history.rows[-1]["heldout_utility"] == 0.0
+
+
+def test_train_reward_and_rl_commands_on_a_real_feedback_store(tmp_path, tiny_checkpoint, examples, taxonomy):
+    """`moderate train reward` then `moderate train rl` on judgments made by the simulated reviewers."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import cli
+    from labeling.simulate import offline_judgments
+    from moderation.feedback import FeedbackStore
+    from moderation.proposals import proposals_from_logits
+
+    items = [e for e in examples if e.annotators and e.split == "validation"][:80]
+    logits = np.random.default_rng(0).normal(size=(len(items), len(taxonomy))) - 1.0
+    props = [[p.labels for p in ps] for ps in proposals_from_logits(logits, 4, seed=0)]
+    store = tmp_path / "fb"
+    FeedbackStore(store, taxonomy.names).add(offline_judgments(items, props, taxonomy, seed=0))
+    pool = tmp_path / "pool.txt"
+    pool.write_text("\n".join(e.text.replace("\n", " ") for e in examples[:50] if e.text.strip()) + "\n")
+    runner = CliRunner()
+    r = runner.invoke(cli.app, ["train", "reward", "--store", str(store), "--policy", str(tiny_checkpoint),
+                                "--out", str(tmp_path / "rm"), "--epochs", "5"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output.strip().splitlines()[-1])
+    assert report["pairs_train"] > 100 and 0.0 <= report["accuracy_reward_model"] <= 1.0
+    assert {"accuracy_hamming_to_greedy", "accuracy_policy_log_prob"} <= set(report)
+    r = runner.invoke(cli.app, ["train", "rl", "--policy", str(tiny_checkpoint), "--reward", str(tmp_path / "rm"),
+                                "--store", str(store), "--out", str(tmp_path / "rl"), "--pool", str(pool),
+                                "--pool-size", "30", "--steps", "3"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "rl" / "policy_config.json").is_file() and (tmp_path / "rl" / "rl_curves.png").is_file()
+    history = json.loads((tmp_path / "rl" / "rl_history.json").read_text())
+    assert history["rows"][0]["kl"] == 0.0 and len(history["rows"]) >= 2
