@@ -55,12 +55,19 @@ def perturb(text: str, kind: str, rng: random.Random, p: float = 0.5) -> str:
     return " ".join(out)
 
 
+def _fold(mod, text: str) -> str:
+    from moderation.windows import normalizer_for
+
+    return normalizer_for(mod.tokenizer)(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=ROOT / "models/default")
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--negatives", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--test-auprc", action="store_true", help="also score the whole test split with the normaliser off and on")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/robustness.json")
     args = ap.parse_args()
 
@@ -102,6 +109,17 @@ def main() -> None:
           "normaliser_on": float((score(neg_texts, True) >= thr).any(1).mean())}
     result = {"model": str(args.model), "positives": len(pos), "negatives": len(neg), "recall": rows,
               "false_positive_rate_on_harmless": fp, "command": "benchmarks/robustness.py " + " ".join(sys.argv[1:])}
+    if args.test_auprc:  # does the normaliser change anything on ordinary (unperturbed) test text?
+        from moderation.data import label_matrix
+        from moderation.evaluate import auprc
+
+        y, m = label_matrix(test, mod.categories)
+        on, off = mod.score([e.text for e in test]), raw.score([e.text for e in test])
+        result["test_auprc"] = {"normaliser_off": dict(zip(mod.categories, auprc(off, y, m))),
+                                "normaliser_on": dict(zip(mod.categories, auprc(on, y, m))),
+                                "texts_changed_by_normaliser": sum(e.text != _fold(mod, e.text) for e in test),
+                                "max_abs_score_change": float(np.abs(on - off).max())}
+        print(json.dumps(result["test_auprc"], indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print("| perturbation | recall, normaliser off | recall, normaliser on | relative to clean |\n|---|---|---|---|")

@@ -78,8 +78,10 @@ def test_runtime_path_does_not_import_torch(tiny_package):
         "import sys\n"
         "from moderation import Moderator\n"
         "import moderation.scan\n"
+        "from moderation.serve import create_app\n"
         f"m = Moderator.load({str(tiny_package)!r})\n"
         "m.moderate(['hello', 'world'])\n"
+        "create_app(m)\n"  # the server (and its Label Studio router) too
         "bad = [k for k in ('torch', 'transformers', 'peft', 'sklearn') if k in sys.modules]\n"
         "print('IMPORTED', bad)\n"
         "sys.exit(1 if bad else 0)\n"
