@@ -766,8 +766,13 @@ def loop_cmd(
                                policy_checkpoint=policy, log=lambda m: typer.echo(m, err=True))
     except (LabelStudioError, RuntimeError, ValueError) as e:
         fail(str(e))
-    typer.echo(json.dumps({k: report.get(k) for k in ("version", "parent", "promoted", "gate", "reward_model", "timings", "seconds")},
-                          default=float))
+    typer.echo(json.dumps({k: report.get(k) for k in ("version", "parent", "promoted", "gate", "export", "reward_model", "timings",
+                                                      "seconds")}, default=float))
+    export = report.get("export") or {}
+    if "refused" in export:
+        typer.secho(f"the candidate was not exported: {export['refused']}", fg=typer.colors.YELLOW, err=True)
+    elif "int8_refused" in export:
+        typer.secho(f"INT8 export refused by the parity gate, exported in fp32: {export['int8_refused']}", fg=typer.colors.YELLOW, err=True)
     if not report.get("promoted"):
         raise typer.Exit(ExitCode.GATE_FAILED)
 
