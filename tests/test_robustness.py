@@ -1,7 +1,6 @@
 """Hostile input, crash-safe scans, no pickles, Label Studio dying mid-pull, obfuscated text."""
 
 import json
-import os
 import random
 import re
 import signal
@@ -12,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
