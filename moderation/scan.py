@@ -238,67 +238,145 @@ def resume_point(path: Path) -> int:
     return 0
 
 
-def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWriter, *, on_error: str = "fail",
-         errors_stream: TextIO | None = None, only_flagged: bool = False, chunk_size: int = 256, source: str = "input",
-         progress: bool = True, start_after: int = 0, durable: bool = False) -> ScanSummary:
-    """Score items in chunks and write each chunk before reading the next (memory stays flat).
+class ScoreCache:
+    """Scores of recently seen texts, keyed by a 16-byte BLAKE2 digest of the text: repeated items (spam
+    waves, copy-paste campaigns, re-scans) are scored once. Bounded (least recently used out first), so a
+    scan's memory stays flat: ~150 bytes per entry, ~15 MB at the default 100,000."""
 
-    start_after: skip input lines up to this one (resuming). durable: fsync the output after every
-    chunk, so a crash loses at most the chunk in flight (what `--resume` relies on)."""
-    from tqdm import tqdm
+    def __init__(self, max_entries: int = 100_000):
+        from collections import OrderedDict
 
-    if on_error not in ("fail", "skip"):
-        raise ScanError(f"on_error must be fail or skip, got {on_error!r}")
-    summary = ScanSummary()
-    started = time.perf_counter()
-    bar = tqdm(unit=" texts", desc="scanning", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    chunk: list[Item] = []
+        if max_entries < 0:
+            raise ValueError(f"cache size must be >= 0, got {max_entries}")
+        self.max_entries = max_entries
+        self._rows: "OrderedDict[bytes, bytes]" = OrderedDict()
+        self.hits = self.misses = 0
 
-    def reject(bad: BadItem) -> None:
-        summary.skipped += 1
-        if on_error == "fail":
-            raise ScanError(f"{source}: line {bad.line}: {bad.reason} (use --on-error skip to skip bad items)")
-        if errors_stream is not None:
-            errors_stream.write(json.dumps({"line": bad.line, "reason": bad.reason, "raw": bad.raw[:2000]}, ensure_ascii=False) + "\n")
+    @staticmethod
+    def key(text: str) -> bytes:
+        import hashlib
 
-    def flush() -> None:
-        if not chunk:
-            return
-        scores = moderator.score([it.text for it in chunk])
-        for it, result in zip(chunk, moderator.results_from_scores(scores)):
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def score(self, moderator: Moderator, texts: list[str]):
+        """Same result as moderator.score(texts); only texts not in the cache (deduplicated) reach the model."""
+        import numpy as np
+
+        if self.max_entries == 0:
+            self.misses += len(texts)
+            return moderator.score(texts)
+        keys = [self.key(t) for t in texts]
+        out = np.empty((len(texts), len(moderator.categories)), dtype=np.float32)
+        todo: dict[bytes, list[int]] = {}
+        for i, k in enumerate(keys):
+            row = self._rows.get(k)
+            if row is None:
+                todo.setdefault(k, []).append(i)
+            else:
+                self._rows.move_to_end(k)
+                out[i] = np.frombuffer(row, dtype=np.float32)
+                self.hits += 1
+        if todo:
+            fresh = moderator.score([texts[rows[0]] for rows in todo.values()])
+            for (k, rows), scores in zip(todo.items(), fresh):
+                out[rows] = scores
+                self._rows[k] = scores.astype(np.float32).tobytes()
+            self.misses += len(todo)
+            self.hits += sum(len(rows) - 1 for rows in todo.values())  # repeats within this chunk
+            while len(self._rows) > self.max_entries:
+                self._rows.popitem(last=False)
+        return out
+
+
+class Scanner:
+    """The bookkeeping every scan engine shares: bad items to the errors file (or a ScanError), results
+    written chunk by chunk in input order, counts, progress bar, fsync per chunk when durable."""
+
+    def __init__(self, moderator: Moderator, writer: ResultWriter, *, on_error: str = "fail",
+                 errors_stream: TextIO | None = None, only_flagged: bool = False, source: str = "input",
+                 progress: bool = True, durable: bool = False):
+        from tqdm import tqdm
+
+        if on_error not in ("fail", "skip"):
+            raise ScanError(f"on_error must be fail or skip, got {on_error!r}")
+        self.moderator, self.writer, self.on_error, self.errors_stream = moderator, writer, on_error, errors_stream
+        self.only_flagged, self.source, self.durable = only_flagged, source, durable
+        self.summary = ScanSummary()
+        self.started = time.perf_counter()
+        self.bar = tqdm(unit=" texts", desc="scanning", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def accept(self, entry: Item | BadItem) -> Item | None:
+        """The item if it can be scored; a bad one is rejected (raises with on_error=fail) and None returned."""
+        self.summary.total += 1
+        if isinstance(entry, BadItem):
+            self.reject(entry)
+            return None
+        if len(entry.text) > self.moderator.max_chars:
+            self.reject(BadItem(entry.line, f"text has {len(entry.text)} characters, over the limit of "
+                                            f"{self.moderator.max_chars} (raise it with --max-chars)", entry.text[:200]))
+            return None
+        return entry
+
+    def reject(self, bad: BadItem) -> None:
+        self.summary.skipped += 1
+        if self.on_error == "fail":
+            raise ScanError(f"{self.source}: line {bad.line}: {bad.reason} (use --on-error skip to skip bad items)")
+        if self.errors_stream is not None:
+            self.errors_stream.write(json.dumps({"line": bad.line, "reason": bad.reason, "raw": bad.raw[:2000]},
+                                                ensure_ascii=False) + "\n")
+
+    def write_chunk(self, chunk: list[Item], scores) -> None:
+        summary = self.summary
+        for it, result in zip(chunk, self.moderator.results_from_scores(scores)):
             summary.scored += 1
             summary.decisions[result.decision] += 1
             if result.flagged:
                 summary.flagged += 1
                 summary.per_category.update(c for c, v in result.categories.items() if v)
-            if result.flagged or not only_flagged:
-                writer.write(it, result)
-        writer.stream.flush()
-        if durable:
-            os.fsync(writer.stream.fileno())
-            if errors_stream is not None:
-                errors_stream.flush()
-                os.fsync(errors_stream.fileno())
-        bar.update(len(chunk))
-        chunk.clear()
+            if result.flagged or not self.only_flagged:
+                self.writer.write(it, result)
+        self.writer.stream.flush()
+        if self.durable:
+            os.fsync(self.writer.stream.fileno())
+            if self.errors_stream is not None:
+                self.errors_stream.flush()
+                os.fsync(self.errors_stream.fileno())
+        self.bar.update(len(chunk))
+
+    def close(self) -> ScanSummary:
+        self.bar.close()
+        self.summary.seconds = time.perf_counter() - self.started
+        return self.summary
+
+
+def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWriter, *, on_error: str = "fail",
+         errors_stream: TextIO | None = None, only_flagged: bool = False, chunk_size: int = 256, source: str = "input",
+         progress: bool = True, start_after: int = 0, durable: bool = False, cache: ScoreCache | None = None) -> ScanSummary:
+    """Score items in chunks and write each chunk before reading the next (memory stays flat).
+
+    start_after: skip input lines up to this one (resuming). durable: fsync the output after every
+    chunk, so a crash loses at most the chunk in flight (what `--resume` relies on). cache: repeated
+    texts are scored once (None: no cache)."""
+    scanner = Scanner(moderator, writer, on_error=on_error, errors_stream=errors_stream, only_flagged=only_flagged,
+                      source=source, progress=progress, durable=durable)
+    chunk: list[Item] = []
+
+    def flush() -> None:
+        if chunk:
+            texts = [it.text for it in chunk]
+            scanner.write_chunk(chunk, cache.score(moderator, texts) if cache is not None else moderator.score(texts))
+            chunk.clear()
 
     try:
         for entry in items:
             if entry.line <= start_after:
                 continue
-            summary.total += 1
-            if isinstance(entry, BadItem):
-                reject(entry)
-                continue
-            if len(entry.text) > moderator.max_chars:
-                reject(BadItem(entry.line, f"text has {len(entry.text)} characters, over the limit of {moderator.max_chars} "
-                                           "(raise it with --max-chars)", entry.text[:200]))
-                continue
-            chunk.append(entry)
-            if len(chunk) >= chunk_size:
-                flush()
+            item = scanner.accept(entry)
+            if item is not None:
+                chunk.append(item)
+                if len(chunk) >= chunk_size:
+                    flush()
         flush()
     finally:
-        bar.close()
-        summary.seconds = time.perf_counter() - started
-    return summary
+        scanner.close()
+    return scanner.summary

@@ -44,7 +44,7 @@ fi
 # Pin the torch we just installed so no later requirement swaps it for another build.
 "$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__)" > "$VENV/torch-constraint.txt"
 step "installing the project (inference + training + Label Studio + tests)"
-pip install $PIP_QUIET -c "$VENV/torch-constraint.txt" -e ".[train,review,serve,parquet,dev]"
+pip install $PIP_QUIET -c "$VENV/torch-constraint.txt" -e ".[train,review,serve,parquet,ray,dev]"
 "$VENV/bin/python" -c "import moderation, cli, torch, onnxruntime, transformers, peft, label_studio_sdk" \
   && [ -x "$VENV/bin/label-studio" ] \
   || { echo "setup: the install is incomplete" >&2; exit 1; }

@@ -17,7 +17,7 @@ TEXTS = ["have a lovely day", "I will hurt you", "free entry: text WIN to 80086"
 def test_exported_package_is_complete(tiny_package):
     manifest = read_manifest(tiny_package)
     assert {"model.onnx", "tokenizer.json", "taxonomy.toml", "thresholds.json", "card.md"} <= set(manifest["files"])
-    assert manifest["quantization"] == "int8-weights"
+    assert manifest["quantization"] == "int8"
     assert manifest["fusions"].get("Attention", 0) + manifest["fusions"].get("MultiHeadAttention", 0) >= 1
     card = (tiny_package / "card.md").read_text()
     for needed in ("Intended use", "Known limits", "license", "CC BY 4.0"):
