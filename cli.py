@@ -253,6 +253,7 @@ def scan(
     max_chars: Annotated[int, typer.Option(min=1, help="Texts longer than this are errors, never silently truncated.")] = 1_000_000,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue a scan that was stopped or killed: keep OUT's complete rows, scan the rest (JSONL output).")] = False,
+    fsync: Annotated[bool, typer.Option(help="fsync the output after every chunk, so --resume after a crash or power loss loses nothing (benchmarks/scan_scale.py measures the cost).")] = True,
     cache_size: Annotated[int, typer.Option(min=0, help="Remember the scores of this many recent distinct texts, so repeats are scored once (0: off).")] = 100_000,
     engine: Annotated[Engine, typer.Option(help="local: this process. ray: score on a Ray actor pool (pip install 'moderation-rlhf[ray]').")] = Engine.local,
     workers: Annotated[Optional[int], typer.Option(min=1, help="--engine ray: scoring actors (default: the cluster's CPUs / --threads).")] = None,
@@ -285,7 +286,7 @@ def scan(
     err_stream = open(err_path, mode, encoding="utf-8") if on_error == OnError.skip else None
     writer = ResultWriter(out_stream, out_fmt, moderator.categories)
     options = dict(on_error=on_error.value, errors_stream=err_stream, only_flagged=only_flagged, source=input,
-                   progress=progress, start_after=start_after, durable=out != "-")
+                   progress=progress, start_after=start_after, durable=fsync and out != "-")
     cache = ScoreCache(cache_size) if cache_size else None
     try:
         if engine == Engine.ray:

@@ -27,6 +27,7 @@ from moderation.windows import MAX_SEGMENTS, encode_windows, length_sorted_batch
 
 MODEL_ENV = "MODERATION_MODEL"
 DEFAULT_MAX_CHARS = 1_000_000
+MAX_BATCH_TOKENS = 2048  # rows x padded length per ONNX call: 32 tweets, or 8 full 256-token windows
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Moderator:
         self.review_thresholds = np.array([thresholds[c]["review"] for c in self.categories])
         self.block_thresholds = np.array([thresholds[c]["block"] for c in self.categories])
         self.batch_size = batch_size
+        self.max_batch_tokens = max(MAX_BATCH_TOKENS, batch_size)
         self.max_chars = max_chars
         self.max_windows = max_windows
         self.normalize = normalize
@@ -151,7 +153,7 @@ class Moderator:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
         windows = encode_windows(self.tokenizer, texts, max_windows=self.max_windows, normalize=self.normalize)
         probs = np.empty((len(windows.ids), len(self.categories)), dtype=np.float32)
-        for index in length_sorted_batches(windows, self.batch_size):
+        for index in length_sorted_batches(windows, self.batch_size, self.max_batch_tokens):
             ids, mask = pad_batch(windows, index)
             feeds = {"input_ids": ids, "attention_mask": mask}
             probs[index] = self.session.run(["probs"], {k: v for k, v in feeds.items() if k in self._input_names})[0]

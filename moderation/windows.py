@@ -88,10 +88,23 @@ def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | No
     return Windows(ids=ids, owner=np.asarray(owner, dtype=np.int64))
 
 
-def length_sorted_batches(windows: Windows, batch_size: int) -> list[np.ndarray]:
-    """Window indices grouped into batches of similar length (less padding, same results)."""
-    order = np.argsort([len(w) for w in windows.ids], kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+def length_sorted_batches(windows: Windows, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Window indices grouped into batches of similar length (less padding, same results).
+
+    max_tokens caps rows x longest row, so a batch of 256-token windows holds fewer rows than one of
+    tweets: memory for attention grows with rows x length^2, and long windows gain nothing from width."""
+    lengths = np.array([len(w) for w in windows.ids])
+    order = np.argsort(lengths, kind="stable")
+    if max_tokens is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and end - start < batch_size and (end - start + 1) * lengths[order[end]] <= max_tokens:
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 def pad_batch(windows: Windows, index: np.ndarray, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
