@@ -38,6 +38,19 @@ def test_cache_is_bounded(tiny_package):
         ScoreCache(-1)
 
 
+def test_token_budget_batches_cover_every_window_once():
+    from moderation.windows import Windows, length_sorted_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 257, size=500)
+    windows = Windows(ids=[np.zeros(n, dtype=np.int64) for n in lengths], owner=np.arange(500))
+    batches = length_sorted_batches(windows, 32, max_tokens=2048)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    for b in batches:
+        assert len(b) <= 32 and (len(b) == 1 or len(b) * lengths[b].max() <= 2048)
+    assert max(len(b) for b in batches) == 32 and min(len(b) for b in batches[:-1]) == 2048 // 256
+
+
 def _scan(args, cwd):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), "scan", *args, "--no-progress"], cwd=cwd,
