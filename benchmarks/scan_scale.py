@@ -8,7 +8,8 @@ bounded repeat cache answers without the model. That is how the 1M-line run fini
 cores; the uncached rate (each line scored by the model) is measured separately on distinct texts, and the
 1M-line time at that rate is extrapolated, not run. Each scan is the real CLI in a subprocess; its peak
 RSS is polled from /proc every 0.2 s. "Resume cost": the same scan with `--fsync` (the default: every chunk
-is on disk before the next is read, so `--resume` loses nothing) and `--no-fsync`, median of --repeats.
+is on disk before the next is read, so `--resume` loses nothing) and `--no-fsync`, alternating, median of
+--repeats; and the fsync call itself, timed directly.
 Results: benchmarks/results/scan_scale.json.
 """
 
@@ -81,7 +82,9 @@ def fsync_cost_ms(path: Path, chunk_bytes: int = 256 * 250, n: int = 50) -> floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lines", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--lines", type=int, nargs="*", default=[100_000, 1_000_000],
+                    help="input sizes; none (`--lines` alone) measures only the uncached rate and resume cost, keeping "
+                         "the sizes already in --out")
     ap.add_argument("--distinct", type=int, default=5000, help="distinct texts for the uncached rate and its resume cost")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", default=str(ROOT / "models" / "default"))
@@ -104,12 +107,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="scan-scale-"))
     model = ["--model", args.model]
     report = {"distinct_texts": len(texts), "sizes": {}, "resume_cost": {}}
+    if not args.lines and args.out.is_file():  # partial rerun: keep the earlier size runs and their resume cost
+        earlier = json.loads(args.out.read_text())
+        report["sizes"] = earlier.get("sizes", {})
+        report["resume_cost"] = {k: v for k, v in earlier.get("resume_cost", {}).items() if k.startswith("cached_")}
 
     # Model-bound rate: distinct texts, no cache; with and without fsync per chunk.
     distinct = work / "distinct.jsonl"
     build_input(distinct, texts, min(args.distinct, len(texts)))
-    for mode in ("--fsync", "--no-fsync"):
-        runs = [run_scan(distinct, work / "out.jsonl", *model, "--cache-size", "0", mode) for _ in range(args.repeats)]
+    interleaved = {"--fsync": [], "--no-fsync": []}
+    for _ in range(args.repeats):  # alternate the settings, so drift between runs hits both alike
+        for mode in interleaved:
+            interleaved[mode].append(run_scan(distinct, work / "out.jsonl", *model, "--cache-size", "0", mode))
+    for mode, runs in interleaved.items():
         report["resume_cost"][f"distinct{mode}"] = {"seconds": [r["seconds"] for r in runs],
                                                     "median_s": statistics.median(r["seconds"] for r in runs),
                                                     "lines_per_s": runs[0]["rows"] / statistics.median(r["seconds"] for r in runs),
@@ -127,8 +137,10 @@ def main() -> None:
         print(f"{n} lines: {r['seconds']:.0f} s, {r['lines_per_s']:.0f} lines/s, peak RSS {r['peak_rss_mib']:.0f} MiB; {r['cache']}",
               file=sys.stderr)
         if n == min(args.lines):  # fsync cost where it is largest relative to the work: cache-bound lines
-            runs = {m: [run_scan(src, work / "out.jsonl", *model, m)["seconds"] for _ in range(args.repeats)]
-                    for m in ("--fsync", "--no-fsync")}
+            runs = {"--fsync": [], "--no-fsync": []}
+            for _ in range(args.repeats):
+                for m in runs:
+                    runs[m].append(run_scan(src, work / "out.jsonl", *model, m)["seconds"])
             report["resume_cost"][f"cached_{n}"] = {m: {"seconds": v, "median_s": statistics.median(v)} for m, v in runs.items()}
         src.unlink()
     for key, v in report["resume_cost"].items():
