@@ -92,9 +92,10 @@ class Scorer:
     def __call__(self, batch: dict) -> dict:
         n = len(batch["line"])
         scores = np.zeros((n, len(self.moderator.categories)), dtype=np.float32)
-        good = [i for i in range(n) if not batch["bad"][i] and len(_unpack(batch["text"][i])) <= self.moderator.max_chars]
+        texts = {i: _unpack(batch["text"][i]) for i in range(n) if not batch["bad"][i]}
+        good = [i for i, t in texts.items() if len(t) <= self.moderator.max_chars]  # the driver rejects the rest
         if good:
-            scores[good] = self.cache.score(self.moderator, [_unpack(batch["text"][i]) for i in good])
+            scores[good] = self.cache.score(self.moderator, [texts[i] for i in good])
         batch["scores"] = scores
         return batch
 
