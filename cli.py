@@ -13,6 +13,7 @@ starts fast and runs without torch installed.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import sys
 from enum import Enum
 from pathlib import Path
@@ -122,6 +123,9 @@ def train_sft_cmd(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke runs).")] = None,
     bf16: Annotated[str, typer.Option(help="bf16 autocast: auto (when the CPU has native bf16), on, off.")] = "auto",
     resume: Annotated[bool, typer.Option(help="Resume from OUT/state if present.")] = True,
+    exclude_source: Annotated[Optional[list[str]], typer.Option(help="Leave this source out of training and validation (repeat for several): for out-of-domain measurement.")] = None,
+    context_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of short training texts also trained inside benign context (harm anywhere in a text).")] = 0.2,
+    templates: Annotated[int, typer.Option(min=0, help="Hand-written template texts per family (moderation/templates.py); 0 = none.")] = 300,
     data_dir: DataDir = None,
     taxonomy: TaxonomyPath = None,
     seed: Seed = 0,
@@ -129,17 +133,25 @@ def train_sft_cmd(
     """Step 1: supervised fine-tuning of the policy on the shared datasets (masked soft-label BCE)."""
     from moderation.policy import PolicyModel, set_seed
     from moderation.sft import SFTConfig, train_sft
+    from moderation.training_set import TrainingSetConfig, build_training_set
 
     if bf16 not in ("auto", "on", "off"):
         fail(f"--bf16 must be auto, on or off, got {bf16!r}")
     tax = _taxonomy(taxonomy)
     examples = _examples(data_dir, tax)
-    train = [e for e in examples if e.split == "train"]
-    validation = [e for e in examples if e.split == "validation"]
+    try:
+        tcfg = TrainingSetConfig(exclude_sources=tuple(exclude_source or ()), context_fraction=context_fraction,
+                                 templates_per_family=templates, seed=seed)
+    except ValueError as e:
+        fail(str(e))
+    train, validation = build_training_set(examples, tcfg)
     set_seed(seed)
     model = PolicyModel.from_base(tax.names, finetune=finetune.value)
     cfg = SFTConfig(epochs=epochs, batch_size=batch_size, lr=lr or (5e-5 if finetune == Finetune.full else 5e-4),
                     max_per_source=max_per_source or None, max_steps=max_steps, bf16=bf16, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "training_set.json").write_text(json.dumps({**asdict(tcfg), "train_examples": len(train),
+                                                       "validation_examples": len(validation)}, indent=2))
     summary = train_sft(model, train, validation, out, cfg, resume=resume)
     if summary["interrupted"]:
         raise typer.Exit(ExitCode.INTERRUPTED)
@@ -387,6 +399,33 @@ def eval_cmd(
     write_report(report, out, f"Evaluation of {model} on the {split} split")
     plot_pr_curves(probs, y, m, tax, out / "pr_curves.png")
     typer.echo((out / "report.md").read_text())
+
+
+@app.command("check")
+def check_cmd(
+    model: Annotated[Optional[Path], typer.Argument(help="Model package (default: the shipped one).")] = None,
+    min_pass: Annotated[float, typer.Option(min=0.0, max=1.0, help="Exit 4 when any capability passes fewer cases than this.")] = 0.0,
+    out: Annotated[Optional[Path], typer.Option(help="Write the full report (with every failure) as JSON here.")] = None,
+) -> None:
+    """Run the behavioural suite (threats, self-harm, identity mentions, negation, counter-speech, figurative
+    language, obfuscation, harm inside long texts, spam, misinformation) and print the pass rate per capability."""
+    from moderation.behavioural import cases, run_suite
+    from moderation.package import ModelPackageError
+    from moderation.runtime import Moderator
+
+    try:
+        mod = Moderator.load(model)
+    except ModelPackageError as e:
+        fail(str(e))
+    report = run_suite(mod, cases())
+    for cap, r in report["capabilities"].items():
+        typer.echo(f"{cap:34s} {r['passed']:3d}/{r['n']:<3d} {r['pass_rate']:6.1%}")
+    typer.echo(f"{'all':34s} {report['passed']:3d}/{report['n']:<3d} {report['pass_rate']:6.1%}")
+    if out:
+        out.write_text(json.dumps(report, indent=2))
+    weak = [c for c, r in report["capabilities"].items() if r["pass_rate"] < min_pass]
+    if weak:
+        fail(f"capabilities below {min_pass:.0%}: {', '.join(weak)}", ExitCode.GATE_FAILED)
 
 
 @app.command("export")

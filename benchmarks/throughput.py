@@ -128,8 +128,7 @@ def make_runner(engine: str, args):
             out = []
             with torch.no_grad():
                 for ids, mask in naive_batches(tok, texts):
-                    logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
-                    out.append(torch.sigmoid(logits / model.log_temperature.exp()).numpy())
+                    out.append(model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy())
             return np.concatenate(out)
         return run
     if engine == "ort_fp32_naive":
@@ -146,11 +145,10 @@ def make_runner(engine: str, args):
         return run
     if engine in PACKAGE_ENGINES:
         from moderation.runtime import Moderator
-        from moderation.windows import MAX_SEGMENTS
 
         pkg = Path(args.model) if PACKAGE_ENGINES[engine] is None else Path(args.variants) / engine
         mod = Moderator.load(pkg, threads=threads, batch_size=32, verify=PACKAGE_ENGINES[engine] is None,
-                             max_windows=1 if engine in FIRST_WINDOW else MAX_SEGMENTS)
+                             max_windows=1 if engine in FIRST_WINDOW else None)
         return mod.score
     if engine == "profanity_check":
         from profanity_check import predict_prob
@@ -265,7 +263,11 @@ def main() -> None:
     from moderation.taxonomy import load_taxonomy
     from moderation.windows import encode_windows, load_tokenizer
 
-    if not (Path(args.checkpoint) / "policy_config.json").is_file():
+    # Only the non-shipped formats need the torch checkpoint (to build them); the package engines and the
+    # peers run from the package alone, so two packages can be compared with `--engines runtime_int8 ...`.
+    needs_variants = any(e not in ("runtime_int8", "runtime_int8_first_window", "profanity_check", "hatesonar")
+                         for e in args.engines)
+    if needs_variants and not (Path(args.checkpoint) / "policy_config.json").is_file():
         sys.exit(f"{args.checkpoint}: no policy checkpoint; train one (`moderate train sft`) or pass --checkpoint")
     names = load_taxonomy().names
     test = [e for e in load_examples(args.data_dir) if e.split == "test"]
@@ -276,12 +278,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
     (work / "texts.json").write_text(json.dumps(texts))
     print(f"building variants in {work}…", file=sys.stderr)
-    build_variants(Path(args.checkpoint), Path(args.model), work)
+    if needs_variants:
+        build_variants(Path(args.checkpoint), Path(args.model), work)
 
     tok = load_tokenizer(Path(args.model) / "tokenizer.json", 256, 64)
     first_window = [len(e.ids) for e in tok.encode_batch(texts)]
     t0 = time.perf_counter()
-    windows = encode_windows(tok, texts)
+    from moderation.package import read_manifest
+    from moderation.windows import sentence_mode
+
+    windows = encode_windows(tok, texts, sentence_segments=sentence_mode(read_manifest(Path(args.model)).get("pooling", "mean")))
     tokenize_s = time.perf_counter() - t0
     ops = {"first_window": window_ops(first_window), "all_windows": window_ops([len(w) for w in windows.ids])}
 

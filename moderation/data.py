@@ -45,7 +45,10 @@ class Example:
     split: str = ""
     # One dict per annotator: {category: 0 or 1}; the annotator id where the source has one.
     annotators: list[tuple[str | None, dict[str, int]]] = field(default_factory=list)
-    group: str = ""  # examples sharing a group never cross splits (same user, same text)
+    group: str = ""  # examples sharing a group never cross splits (same user, same text, a perturbation pair)
+    # Identity groups the source says the text is about (ToxiGen's file, EDOS "women", Hatemoji targets);
+    # empty where the source does not say. The bias benchmark reads these.
+    identities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,42 @@ SOURCE_TABLE: dict[str, SourceRule] = {
         labels=("self_harm",), assumed_negative=("spam", "misleading"),
         license="GPL-3.0", note="per-user label over that user's posts: Ideation/Behavior/Attempt 1, "
                                 "Indicator 0.5, Supportive 0"),
+    "edos_sexism": SourceRule(
+        labels=("hate", "violence", "toxic"), assumed_negative=("spam",),
+        license="CC0 1.0", note="sexist = hate (gender); 1.x threats/incitement = violence, other sexist 0, "
+                                "not-sexist unknown; 2.x/3.1 = toxic, not-sexist unknown. not-sexist posts are "
+                                "hate negatives although EDOS only looked for sexism (most mention women)"),
+    "gab_hate_corpus": SourceRule(
+        labels=("hate", "violence", "toxic"), assumed_negative=("spam",),
+        license="not stated (third-party copy; OSF original)", note="hd = hate, cv = violence, toxic = hd or vo; "
+                                                                     "Gab is conspiracy-heavy, so misleading stays unknown"),
+    "hatemoji_build": SourceRule(
+        labels=("hate", "violence", "toxic"), assumed_negative=("spam", "misleading"),
+        license="CC BY 4.0", note="label_gold = hate; threateninglanguage = violence (other hate 0, not-hate "
+                                  "unknown); hate = toxic, not-hate unknown; perturbation pairs share a split"),
+    "hatexplain_majority_mbib": SourceRule(
+        labels=("hate", "toxic"), assumed_negative=("spam",),
+        license="MIT (HateXplain); derived CSV in a GPL-3.0 repo", note="majority labels: hatespeech = hate+toxic, "
+                                                                         "offensive = toxic, normal = neither; "
+                                                                         "no-majority posts dropped; lower-cased text"),
+    "olid_v1": SourceRule(
+        labels=("toxic",), assumed_negative=("spam",), negative_if_clean=("hate", "violence", "sexual"),
+        license="not stated (third-party copy of OLID v1.0)", note="OFF/TIN = toxic 1, OFF/UNT (untargeted "
+                                                                   "profanity) 0.5, NOT 0; group-targeted offence is "
+                                                                   "not called hate"),
+    "toxigen_statements": SourceRule(
+        labels=("hate",), assumed_negative=("spam",), negative_if_clean=("toxic", "violence", "sexual", "self_harm"),
+        license="CDLA-Permissive-2.0 (data), MIT (code)", note="hate_* files = hate, neutral_* = not hate and clean; "
+                                                              "statements deduplicated across demonstrations and prompts"),
+    "tweeteval_hate": SourceRule(
+        labels=("hate",), assumed_negative=("spam",),
+        license="TweetEval: released without restrictions (HatEval terms apply)", note="hate against immigrants "
+                                                                                      "or women; not-hate often "
+                                                                                      "mentions them"),
+    "youtube_spam_collection": SourceRule(
+        labels=("spam",), negative_if_clean=("misleading",),
+        license="not stated (UCI original)", note="CLASS = spam; HTML unescaped and tags stripped; author names "
+                                                  "dropped"),
 }
 # fmt: on
 
@@ -392,6 +431,183 @@ def load_suicide(root: Path) -> list[Example]:
     return out
 
 
+EDOS_TOXIC_VECTORS = ("2.1", "2.2", "2.3", "3.1")  # descriptive/aggressive/dehumanising attacks, gendered slurs
+
+
+def load_edos(root: Path) -> list[Example]:
+    out = []
+    for row in _read_csv(root / "edos_sexism" / "edos_labelled_aggregated.csv.gz"):
+        sexist = row["label_sexist"].strip() == "sexist"
+        category, vector = row["label_category"].strip(), row["label_vector"].strip()
+        known = {
+            "hate": float(sexist),
+            # EDOS puts each sexist post in one category, so a sexist post outside "1. threats" is not a threat;
+            # a not-sexist post was never checked for threats against anyone else.
+            "violence": float(category.startswith("1.")) if sexist else None,
+            "toxic": float(category.startswith("1.") or vector.startswith(EDOS_TOXIC_VECTORS)) if sexist else None,
+        }
+        ex = Example(f"edos:{row['rewire_id']}", row["text"], "edos_sexism", _labels("edos_sexism", known))
+        ex.identities = ("women",)
+        out.append(ex)
+    return out
+
+
+def load_gab(root: Path) -> list[Example]:
+    d = root / "gab_hate_corpus"
+    out = []
+    for fname in ("ghc_train.tsv.gz", "ghc_test.tsv"):
+        with _open_text(d / fname) as f:
+            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(reader, None)
+            if header != ["text", "hd", "cv", "vo"]:
+                raise DataError(f"{d / fname}: expected the header text/hd/cv/vo, got {header}")
+            for lineno, cols in enumerate(reader, 2):
+                if len(cols) != 4 or any(c not in ("0", "1") for c in cols[1:]):
+                    raise DataError(f"{d / fname}:{lineno}: expected text and three 0/1 labels")
+                hd, cv, vo = (int(c) for c in cols[1:])
+                known = {"hate": float(hd), "violence": float(cv), "toxic": float(hd or vo)}
+                out.append(Example(f"gab:{fname.split('.')[0]}:{lineno}", cols[0], "gab_hate_corpus",
+                                   _labels("gab_hate_corpus", known)))
+    return out
+
+
+HATEMOJI_GROUPS = {"wom": "women", "bla": "black", "mus": "muslim", "jew": "jewish", "gay": "lgbtq", "lgbtq": "lgbtq",
+                   "trans": "trans", "immig": "immigrant", "refu": "immigrant", "dis": "disability", "asi": "asian",
+                   "arab": "middle_east", "east.asian": "asian", "asi.east": "asian", "asi.south": "asian",
+                   "indig": "native_american", "mixed.race": "mixed_race", "non.white": "non_white"}
+
+
+def load_hatemoji(root: Path) -> list[Example]:
+    d = root / "hatemoji_build"
+    out = []
+    for fname in ("train.csv", "validation.csv", "test.csv"):
+        for row in _read_csv(d / fname):
+            hate = row["label_gold"].strip() == "1"
+            known = {"hate": float(hate),
+                     "violence": float(row["type"].strip() == "threateninglanguage") if hate else None,
+                     "toxic": 1.0 if hate else None}
+            ex = Example(f"hatemoji:{row['entry_id']}", row["text"], "hatemoji_build", _labels("hatemoji_build", known))
+            # An entry and its minimal perturbation must share a split (they leak across the official one).
+            pair = sorted(x for x in (row["entry_id"].strip(), row.get("matched_id", "").strip()) if x)
+            ex.group = f"hatemoji-pair:{pair[0]}"
+            try:
+                targets = ast.literal_eval(row["target"]) if row["target"].strip().startswith("[") else []
+            except (ValueError, SyntaxError):
+                targets = []
+            ex.identities = tuple(sorted({HATEMOJI_GROUPS[t] for t in targets if t in HATEMOJI_GROUPS}))
+            out.append(ex)
+    return out
+
+
+def load_hatexplain(root: Path) -> list[Example]:
+    out = []
+    for row in _read_csv(root / "hatexplain_majority_mbib" / "092-HateXplain.csv.gz"):
+        category = row["category"].strip()
+        if category == "3":
+            continue  # no majority among the three annotators: no label to learn from
+        if category not in ("0", "1", "2"):
+            raise DataError(f"hatexplain_majority_mbib: unknown category {category!r} for post {row['']}")
+        known = {"hate": float(category == "1"), "toxic": float(category in ("1", "2"))}
+        out.append(Example(f"hatexplain:{row['']}", row["text"], "hatexplain_majority_mbib",
+                           _labels("hatexplain_majority_mbib", known)))
+    return out
+
+
+# Untargeted profanity sits at the edge of `toxic` (aimed at a person or group): half a vote. It counts as
+# a positive where labels are binarised at 0.5, so OLID's level A (OFF vs NOT) is what metrics read.
+OLID_TOXIC = {("OFF", "TIN"): 1.0, ("OFF", "UNT"): 0.5, ("NOT", "NULL"): 0.0}
+
+
+def load_olid(root: Path) -> list[Example]:
+    d = root / "olid_v1"
+    rows = []
+    with _open_text(d / "olid-training-v1.0.tsv.gz") as f:
+        for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            rows.append((r["id"], r["tweet"], r["subtask_a"], r["subtask_b"]))
+    gold_a = {r["id"]: r["label"] for r in _read_csv(d / "labels-levela.csv")}
+    gold_b = {r["id"]: r["label"] for r in _read_csv(d / "labels-levelb.csv")}
+    for r in _read_csv(d / "testset-levela.tsv", "\t"):
+        rows.append((r["id"], r["tweet"], gold_a.get(r["id"], ""), gold_b.get(r["id"], "NULL")))
+    out = []
+    for tid, tweet, a, b in rows:
+        if (a, b) not in OLID_TOXIC:
+            raise DataError(f"olid_v1: tweet {tid} has levels A/B {a!r}/{b!r}, expected OFF/TIN, OFF/UNT or NOT/NULL")
+        out.append(Example(f"olid:{tid}", tweet, "olid_v1", _labels("olid_v1", {"toxic": OLID_TOXIC[(a, b)]})))
+    return out
+
+
+TOXIGEN_FILE = re.compile(r"^(hate|neutral)_(.+?)(?:_sentences|_1k)?\.txt(?:\.gz)?$")
+
+
+def load_toxigen(root: Path) -> list[Example]:
+    d = root / "toxigen_statements"
+    files = sorted(d.glob("demonstrations/*/*.txt")) + sorted(d.glob("prompts/*.txt.gz"))
+    if not files:
+        raise DataError(f"no ToxiGen statement files under {d}")
+    seen: dict[str, Example] = {}
+    for path in files:
+        m = TOXIGEN_FILE.match(path.name)
+        if not m:
+            raise DataError(f"{path}: cannot read hate/neutral and the group from the file name")
+        kind, group = m.group(1), m.group(2)
+        with _open_text(path) as f:
+            for line in f:
+                # Prompt lines hold six statements as "- a\\n- b\\n...-" with a literal backslash-n.
+                for part in line.strip().split("\\n"):
+                    text = part.strip().removeprefix("-").strip()
+                    if len(text) < 3:
+                        continue
+                    key = text.casefold()
+                    if key in seen:
+                        ex = seen[key]
+                        ex.identities = tuple(sorted({*ex.identities, group}))
+                        continue
+                    ex = Example(f"toxigen:{kind}:{group}:{len(seen)}", text, "toxigen_statements",
+                                 _labels("toxigen_statements", {"hate": float(kind == "hate")}))
+                    ex.identities = (group,)
+                    seen[key] = ex
+    return list(seen.values())
+
+
+def load_tweeteval_hate(root: Path) -> list[Example]:
+    d = root / "tweeteval_hate"
+    out = []
+    for split, text_file in (("train", "train_text.txt.gz"), ("val", "val_text.txt"), ("test", "test_text.txt")):
+        with _open_text(d / text_file) as f:
+            texts = [t.rstrip("\r\n") for t in f]
+        with _open_text(d / f"{split}_labels.txt") as f:
+            labels = [t.strip() for t in f if t.strip()]
+        if len(texts) != len(labels):
+            raise DataError(f"{d}: {text_file} has {len(texts)} lines but {split}_labels.txt has {len(labels)}")
+        for i, (text, label) in enumerate(zip(texts, labels)):
+            if label not in ("0", "1"):
+                raise DataError(f"{d / (split + '_labels.txt')}:{i + 1}: expected 0 or 1, got {label!r}")
+            out.append(Example(f"tweeteval_hate:{split}:{i}", text, "tweeteval_hate",
+                               _labels("tweeteval_hate", {"hate": float(label)})))
+    return out
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def load_youtube_spam(root: Path) -> list[Example]:
+    import html
+
+    d = root / "youtube_spam_collection"
+    files = sorted(d.glob("Youtube0*.csv"))
+    if not files:
+        raise DataError(f"no Youtube0*.csv files in {d}")
+    out = []
+    for path in files:
+        for i, row in enumerate(_read_csv(path)):
+            if row.get("CLASS", "").strip() not in ("0", "1"):
+                raise DataError(f"{path}:{i + 2}: CLASS must be 0 or 1")
+            text = " ".join(_TAG.sub(" ", html.unescape(row["CONTENT"])).replace("\ufeff", "").split())
+            out.append(Example(f"youtube:{row['COMMENT_ID']}", text, "youtube_spam_collection",
+                               _labels("youtube_spam_collection", {"spam": float(row["CLASS"].strip())})))
+    return out
+
+
 LOADERS: dict[str, Callable[[Path], list[Example]]] = {
     "davidson_hate_offensive": load_davidson,
     "ethos": load_ethos,
@@ -403,6 +619,14 @@ LOADERS: dict[str, Callable[[Path], list[Example]]] = {
     "liar": load_liar,
     "sms_spam_collection": load_sms,
     "suicide_severity_reddit": load_suicide,
+    "edos_sexism": load_edos,
+    "gab_hate_corpus": load_gab,
+    "hatemoji_build": load_hatemoji,
+    "hatexplain_majority_mbib": load_hatexplain,
+    "olid_v1": load_olid,
+    "toxigen_statements": load_toxigen,
+    "tweeteval_hate": load_tweeteval_hate,
+    "youtube_spam_collection": load_youtube_spam,
 }
 
 
@@ -417,6 +641,7 @@ def _merge(a: Example, b: Example) -> None:
             continue
         a.labels[c] = vb if va is None else (va + vb) / 2
     a.annotators.extend(b.annotators)
+    a.identities = tuple(sorted({*a.identities, *b.identities}))
 
 
 def load_examples(

@@ -2,9 +2,19 @@
 
 Gold labels are soft (annotator vote fractions); for ranking metrics an item is positive when at least
 half of its annotators chose the category (soft >= 0.5). Unknown labels (mask 0) are left out per
-category. Thresholds come from validation data only:
-  review = the highest threshold that keeps `review_recall` of positives (send to a human),
-  block  = the lowest threshold whose precision reaches `block_precision` (act automatically).
+category. Thresholds come from validation data only (`tune_thresholds`, every rule named in the result):
+  review = the cost threshold cost_fp / (cost_fp + cost_fn) on calibrated scores (send to a human): the
+           score above which flagging saves reviewers more than it costs them by the taxonomy's own costs.
+           The recall it keeps on validation is reported against `review_recall` ("review_recall_met").
+           (0.3.0 used "the highest threshold that keeps review_recall": hate was reviewed from 0.10 and
+           drowned queues, while self_harm, whose Reddit-history positives all score high, was reviewed only
+           from 0.94 and missed short first-person statements at 0.4.)
+  block  = the lowest threshold whose precision reaches `block_precision` with at least MIN_BLOCK_HITS
+           true positives above it (act automatically); where validation never gets there, the fallback
+           BLOCK_FALLBACK (a calibrated 0.9: nine in ten such items are positive) instead of "never";
+  and always review + MIN_BAND <= block <= MAX_BLOCK, so each category can reach both decisions with a
+  non-empty review band. A category with fewer than MIN_TUNE_POSITIVES validation positives gets the
+  fallback block outright: a precision read off a handful of items is noise.
 """
 
 from __future__ import annotations
@@ -62,13 +72,24 @@ def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int
     return float(ece)
 
 
+MIN_TUNE_POSITIVES = 20
+MIN_BLOCK_HITS = 10
+BLOCK_FALLBACK = 0.9
+MIN_BAND = 0.05
+MAX_BLOCK = 0.99
+
+
 @dataclass
 class Thresholds:
     review: list[float]
     block: list[float]
+    rules: list[dict] | None = None  # how each pair was set (tune_thresholds fills it)
 
     def to_json(self, categories: list[str]) -> dict:
-        return {c: {"review": r, "block": b} for c, r, b in zip(categories, self.review, self.block)}
+        out = {c: {"review": r, "block": b} for c, r, b in zip(categories, self.review, self.block)}
+        for c, rule in zip(categories, self.rules or []):
+            out[c].update(rule)
+        return out
 
     @classmethod
     def from_json(cls, data: dict, categories: list[str]) -> "Thresholds":
@@ -79,24 +100,36 @@ class Thresholds:
 
 
 def tune_thresholds(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy) -> Thresholds:
-    """Two thresholds per category from validation data (see the module docstring)."""
-    review, block = [], []
+    """Two thresholds per category from validation data (the rules are in the module docstring)."""
+    review, block, rules = [], [], []
+    floors = taxonomy.cost_optimal_thresholds()
     for c, cat in enumerate(taxonomy.categories):
         keep = mask[:, c] > 0
         y, s = binarise(targets[keep, c]), probs[keep, c]
-        if y.sum() < MIN_POSITIVES or y.sum() == len(y):
-            review.append(0.5)
-            block.append(0.9)  # too little data to tune: conservative defaults, flagged in the report
-            continue
-        pos = np.sort(s[y == 1])
-        # highest threshold keeping the target recall among positives
-        r = float(pos[int(math.floor((1 - cat.review_recall) * len(pos)))])
-        precision, _, thr = precision_recall_curve(y, s)
-        ok = np.nonzero(precision[:-1] >= cat.block_precision)[0]
-        b = float(thr[ok[0]]) if len(ok) else 1.0  # 1.0: never block automatically, precision never gets there
-        review.append(min(r, b))
-        block.append(max(b, r))
-    return Thresholds(review=review, block=block)
+        floor = float(floors[c])
+        n_pos = int(y.sum())
+        r = floor
+        rule = {"review_rule": f"cost threshold {cat.cost_fp:g}/({cat.cost_fp:g}+{cat.cost_fn:g})"}
+        if n_pos:
+            recall = float((s[y == 1] >= r).mean())
+            rule.update(review_recall=round(recall, 3), review_recall_met=bool(recall >= cat.review_recall))
+        if n_pos < MIN_TUNE_POSITIVES or n_pos == len(y):
+            b = BLOCK_FALLBACK
+            rule["block_rule"] = f"fallback 0.9 (only {n_pos} validation positives)"
+        else:
+            precision, recall, thr = precision_recall_curve(y, s)
+            hits = np.rint(recall[:-1] * n_pos)  # true positives at or above each threshold
+            ok = np.nonzero((precision[:-1] >= cat.block_precision) & (hits >= MIN_BLOCK_HITS))[0]
+            if len(ok):
+                b, rule["block_rule"] = float(thr[ok[0]]), f"precision {cat.block_precision:.2f}"
+            else:
+                b, rule["block_rule"] = BLOCK_FALLBACK, f"fallback 0.9 (precision {cat.block_precision:.2f} not reached)"
+        b = min(max(b, r + MIN_BAND), MAX_BLOCK)
+        r = min(r, b - MIN_BAND)
+        review.append(float(r))
+        block.append(float(b))
+        rules.append(rule)
+    return Thresholds(review=review, block=block, rules=rules)
 
 
 def category_metrics(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy,

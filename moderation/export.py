@@ -87,7 +87,7 @@ class _ExportGraph(torch.nn.Module):
         else:
             hidden = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         logits = self.policy.head_logits(hidden, attention_mask)
-        return torch.sigmoid(logits / self.policy.log_temperature.exp())
+        return torch.sigmoid(self.policy.calibrate(logits))
 
 
 def export_onnx(model, out_path: Path, opset: int = 17, int8_embeddings: bool = False) -> None:
@@ -162,14 +162,29 @@ def parity_report(torch_probs: np.ndarray, onnx_probs: np.ndarray, targets: np.n
             "passed": not problems}
 
 
-def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: dict, sources: list[str]) -> str:
+def training_sources(checkpoint: Path) -> tuple[list[str], bool]:
+    """(sources, templates used) from the checkpoint's training_set.json; older checkpoints: the ten originals."""
+    from moderation.data import LOADERS
+
+    info_path = Path(checkpoint) / "training_set.json"
+    if not info_path.is_file():
+        return list(LOADERS)[:10], False
+    info = json.loads(info_path.read_text())
+    return [s for s in LOADERS if s not in info.get("exclude_sources", [])], bool(info.get("templates_per_family"))
+
+
+def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: dict, sources: list[str],
+          templates: bool = False, thresholds: dict | None = None) -> str:
+    from moderation.templates import LICENSE as TEMPLATE_LICENSE
+
     def f(x):
         return "—" if x is None else f"{x:.3f}"
 
+    pooling = ("max over per-token logits" if manifest_info.get("pooling") == "max" else "mean pooling")
     lines = [
         f"# Model card: {manifest_info['name']} {manifest_info['version']}", "",
-        "A multi-label moderation classifier (all-MiniLM-L6-v2 encoder, mean pooling, one sigmoid per category, "
-        f"per-category temperature calibration), exported to ONNX ({manifest_info['quantization']}).", "",
+        f"A multi-label moderation classifier (all-MiniLM-L6-v2 encoder, {pooling}, one sigmoid per category, "
+        f"per-category Platt calibration on validation data), exported to ONNX ({manifest_info['quantization']}).", "",
         "## Intended use",
         "Triage of user-generated English text for human review: `allow` / `review` / `block` per item, with a "
         "calibrated score per category. It is a first filter that reviewers correct, not a final judge. Do not use it "
@@ -180,10 +195,18 @@ def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: di
         *[f"| {c.name} | {c.definition} | {c.cost_fn} | {c.cost_fp} |" for c in taxonomy.categories], "",
         "## Training data and licenses", "",
         "| source | labels it provides | license (as stated by the source) |", "|---|---|---|",
-        *[f"| {s} | {', '.join(SOURCE_TABLE[s].labels)} | {SOURCE_TABLE[s].license} |" for s in sources if s in SOURCE_TABLE], "",
-        "Some sources are GPL-3.0 (ethos, suicide_severity_reddit) or research-only (liar). Whether model weights "
-        "trained on them are derived works is not settled: check these terms before redistributing this model, or "
-        "retrain without them (`moderate train sft` reads the sources you choose).", "",
+        *[f"| {s} | {', '.join(SOURCE_TABLE[s].labels)} | {SOURCE_TABLE[s].license} |" for s in sources if s in SOURCE_TABLE],
+        *([f"| training_templates (moderation/templates.py) | self_harm, violence, hate, toxic (by construction) | "
+           f"{TEMPLATE_LICENSE} |"] if templates else []), "",
+        "Some sources are GPL-3.0 (ethos, suicide_severity_reddit; the HateXplain-derived CSV sits in a GPL-3.0 "
+        "repository), research-only (liar), or state no license in the copy used (gab_hate_corpus, olid_v1, "
+        "youtube_spam_collection). Whether model weights trained on them are derived works is not settled: check "
+        "these terms before redistributing this model, or retrain without them (`moderate train sft "
+        "--exclude-source NAME`).", "",
+        *(["## Thresholds (tuned on validation data)", "",
+           "| category | review | block | how review was set | how block was set |", "|---|---|---|---|---|",
+           *[f"| {c} | {t['review']:.3f} | {t['block']:.3f} | {t.get('review_rule', '')} | {t.get('block_rule', '')} |"
+             for c, t in thresholds.items()], ""] if thresholds else []),
         f"## Test metrics (the exported model, {test_report.get('n_items', '?')} held-out items)", "",
         f"Macro AUPRC {test_report['macro_auprc']:.3f}; reviewer utility per item {test_report['utility_per_item']:.3f}.", "",
         "| category | positives | AUPRC | ROC-AUC | F1@review | recall@review | precision@block | ECE |", "|---|---|---|---|---|---|---|---|",
@@ -192,12 +215,15 @@ def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: di
         f"Parity with the torch model on {parity['n']} validation texts: max |Δp| {parity['max_abs_diff']:.4f}, "
         f"mean |Δp| {parity['mean_abs_diff']:.5f}.", "",
         "## Known limits",
-        "- English only; trained on tweets, forum comments, chatbot conversations, SMS, political claims and COVID posts.",
+        "- English only; trained on tweets, Gab and Reddit posts, forum comments, chatbot conversations, SMS, YouTube "
+        "comments, political claims and COVID posts.",
         "- `sexual` is learned from sexual *harassment* toward a chatbot only (ConvAbuse): explicit content is not covered.",
-        "- `self_harm` is learned from 500 Reddit users labelled per user, not per post: expect weak, noisy scores.",
+        "- `self_harm` is learned from 500 Reddit users labelled per user, not per post, plus short first-person "
+        "statements written as templates: expect noisy scores on real posts.",
         "- `misleading` cannot be judged from text alone: the model learns the style of COVID fake posts and "
         "PolitiFact-rated claims, not facts. Treat it as a weak prior for review.",
-        "- `spam` is learned from SMS spam (2003–2011); platform comment spam is not covered.",
+        "- `spam` is learned from SMS spam (2003–2011) and YouTube comment spam (2013–2015).",
+        "- `hate` negatives from EDOS are posts judged not *sexist*; they were not checked for hate against other groups.",
         "- Davidson labels carry documented racial dialect bias (Davidson et al., 2019); audit `toxic`/`hate` flags on "
         "African-American English.",
         "- Categories that a source never labelled are masked in training; some are assumed negative from the "
@@ -214,6 +240,11 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
 
     started = time.time()
     model = PolicyModel.load(checkpoint).eval()
+    # A model trained without some sources is tuned and measured without them too: their items are the
+    # out-of-domain test (benchmarks/generalization.py), not threshold material.
+    sources, templates = training_sources(Path(checkpoint))
+    validation = [e for e in validation if e.source in sources]
+    test = [e for e in test if e.source in sources]
     if model.categories != taxonomy.names:
         raise ValueError(f"checkpoint categories {model.categories} differ from the taxonomy's {taxonomy.names}")
     out = Path(out_dir)
@@ -250,7 +281,7 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         atomic_write_text(work / "thresholds.json", json.dumps(provisional.to_json(taxonomy.names)))
         atomic_write_text(work / "card.md", "(provisional)\n")
         info = {"name": cfg.name, "version": cfg.version, "categories": taxonomy.names,
-                "max_length": model.config.max_length, "stride": model.config.stride,
+                "max_length": model.config.max_length, "stride": model.config.stride, "pooling": model.config.pooling,
                 "quantization": cfg.quantization, "fusions": fusions,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_manifest(work, info)
@@ -276,10 +307,10 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         y_test, m_test = label_matrix(test, taxonomy.names)
         test_probs = runtime.score([e.text for e in test]) if test else np.zeros((0, len(taxonomy)))
         test_report = evaluate_scores(test_probs, y_test, m_test, [e.source for e in test], taxonomy, thresholds) if test else None
-        sources = sorted({e.source for e in validation + test})
         if test_report is not None:
             test_report["n_items"] = len(test)
-            atomic_write_text(work / "card.md", _card(taxonomy, info, test_report, parity, sources))
+            atomic_write_text(work / "card.md", _card(taxonomy, info, test_report, parity, sources, templates,
+                                                      thresholds.to_json(taxonomy.names)))
         info["parity"] = {k: parity[k] for k in ("n", "max_abs_diff", "p999_abs_diff", "mean_abs_diff")}
         info["test_macro_auprc"] = None if test_report is None else test_report["macro_auprc"]
         manifest = write_manifest(work, info)
@@ -302,3 +333,25 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def update_card_section(package_dir: str | Path, title: str, markdown: str) -> None:
+    """Put (or replace) the `## title` section at the end of a package's card and re-sign the manifest.
+
+    Benchmarks that need the finished package (out-of-domain, bias, behaviour) add their numbers this way,
+    so the card a user reads carries them without a second export."""
+    from moderation.package import MANIFEST, read_manifest
+
+    pkg = Path(package_dir)
+    manifest = read_manifest(pkg)
+    card = (pkg / "card.md").read_text(encoding="utf-8")
+    head = f"## {title}"
+    if head in card:
+        before, _, rest = card.partition(head)
+        nxt = rest.find("\n## ")
+        card = before + (rest[nxt + 1:] if nxt >= 0 else "")
+    card = card.rstrip("\n") + f"\n\n{head}\n\n{markdown.strip()}\n"
+    atomic_write_text(pkg / "card.md", card)
+    info = {k: v for k, v in manifest.items() if k not in ("format", "files")}
+    write_manifest(pkg, info)
+    assert (pkg / MANIFEST).is_file()

@@ -8,8 +8,10 @@ replaced by the model's belief q_c(x) that a reviewer would mark category c:
     E[U(y, y*)] = const(x) + sum_c y_c * w_c(x),   w_c(x) = (cost_fn_c + cost_fp_c) * q_c(x) - cost_fp_c
     r(x, y)     = s * sum_c y_c * w_c(x),          q_c(x) = sigmoid(a_c . h(x) + b_c)
 
-h(x) is the frozen encoder's mean-pooled embedding (the supervised policy's encoder), computed once per
-text; any number of label sets are then scored for free. Why this shape and not a free MLP over (h, y):
+h(x) = [z(x); m(x)]: the supervised policy's own raw logits z (its first window) next to its encoder's
+mean-pooled embedding m, computed once per text; any number of label sets are then scored for free.
+With z inside h, the beliefs can start *exactly* at the policy's calibrated scores (a = [diag(1/T) | 0],
+b = the calibration bias) whatever pooling the policy uses, and learn from m what the policy missed. Why this shape and not a free MLP over (h, y):
 a free reward model, trained only on the K proposals reviewers ranked, extrapolated wildly to label sets
 nobody ranked (its best set switched on 3.7 categories per item where reviewers chose 1.8), and RL found
 and exploited exactly that (reward up 6x, held-out utility down). This one is bounded per category and its
@@ -68,11 +70,12 @@ class RewardModel(nn.Module):
         return (y * (w.unsqueeze(1) if y.dim() == 3 else w)).sum(-1)
 
     def init_from_policy(self, policy) -> None:
-        """Start the beliefs at the policy's calibrated head: embed_texts gives exactly its pooled input."""
+        """Start the beliefs at the policy's calibrated scores: h's first C entries are its raw logits."""
+        c = self.cfg.n_categories
         with torch.no_grad():
-            t = policy.log_temperature.exp().unsqueeze(1)
-            self.belief.weight.copy_(policy.head.weight / t)
-            self.belief.bias.copy_(policy.head.bias / t.squeeze(1))
+            self.belief.weight.zero_()
+            self.belief.weight[:, :c] = torch.diag(1.0 / policy.log_temperature.exp())
+            self.belief.bias.copy_(policy.calibration_bias)
 
     def save(self, out: str | Path) -> None:
         out = Path(out)
@@ -94,18 +97,21 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
 
 
 @torch.no_grad()
+@torch.no_grad()
 def embed_texts(policy, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """Mean-pooled embeddings from the policy's encoder (first window), one pass per text."""
+    """h(x) = [raw logits z (C); mean-pooled encoder state (D)] from the policy's first window, one pass per text."""
     from moderation.windows import length_sorted_batches
 
     policy.eval()
     w = policy.windows(texts, max_windows=1)
-    out = np.zeros((len(texts), policy.bert().config.hidden_size), dtype=np.float32)
+    c = len(policy.categories)
+    out = np.zeros((len(texts), c + policy.bert().config.hidden_size), dtype=np.float32)
     for index in length_sorted_batches(w, batch_size):
         ids, mask = policy.batch_tensors(w, index)
         hidden = policy.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         m = mask.unsqueeze(-1).to(hidden.dtype)
-        out[w.owner[index]] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1.0)).numpy()
+        out[w.owner[index], :c] = policy.head_logits(hidden, mask).numpy()
+        out[w.owner[index], c:] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1.0)).numpy()
     return out
 
 

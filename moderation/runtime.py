@@ -23,7 +23,7 @@ import numpy as np
 
 from moderation.package import ModelPackageError, read_manifest
 from moderation.taxonomy import load_taxonomy
-from moderation.windows import MAX_SEGMENTS, encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch
+from moderation.windows import encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch, sentence_mode
 
 MODEL_ENV = "MODERATION_MODEL"
 DEFAULT_MAX_CHARS = 1_000_000
@@ -89,17 +89,19 @@ class Moderator:
         self.max_chars = max_chars
         self.max_windows = max_windows
         self.normalize = normalize
+        # Packages from before 0.4 (mean-pooled) scored sentences of long texts only, capped; keep their scores.
+        self.sentence_segments = sentence_mode(manifest.get("pooling", "mean"))
         self._input_names = {i.name for i in session.get_inputs()}
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, threads: int | None = None, device: str = "auto",
-             batch_size: int = 32, max_chars: int = DEFAULT_MAX_CHARS, max_windows: int | None = MAX_SEGMENTS,
+             batch_size: int = 32, max_chars: int = DEFAULT_MAX_CHARS, max_windows: int | None = None,
              verify: bool = True, normalize: bool = True) -> "Moderator":
         """Load a model package (None = the default model). The manifest's sha256s are checked first.
 
         threads: ONNX Runtime intra-op threads (None = all cores). device: "auto" | "cpu" | "cuda".
         max_chars: longer texts get an InputError instead of a silent truncation.
-        max_windows: cap on 256-token windows (and on sentences) per text, bounding time per item.
+        max_windows: score only each text's first N 256-token windows (None: all; max_chars bounds the work).
         normalize: undo cheap obfuscation first (moderation/normalize.py); off only to measure what it buys.
         """
         import onnxruntime as ort
@@ -151,7 +153,8 @@ class Moderator:
         texts = self._check(texts)
         if not texts:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
-        windows = encode_windows(self.tokenizer, texts, max_windows=self.max_windows, normalize=self.normalize)
+        windows = encode_windows(self.tokenizer, texts, max_windows=self.max_windows, normalize=self.normalize,
+                                 sentence_segments=self.sentence_segments)
         probs = np.empty((len(windows.ids), len(self.categories)), dtype=np.float32)
         for index in length_sorted_batches(windows, self.batch_size, self.max_batch_tokens):
             ids, mask = pad_batch(windows, index)

@@ -26,7 +26,7 @@ class Category:
     definition: str
     cost_fn: float  # cost of missing it (false negative)
     cost_fp: float  # cost of flagging it wrongly (false positive)
-    review_recall: float  # recall the "review" threshold must keep on validation data
+    review_recall: float  # recall the "review" (cost) threshold should keep on validation data; reported
     block_precision: float  # precision the "block" threshold must reach on validation data
 
 

@@ -1,9 +1,18 @@
 """Tokenization into overlapping windows, shared by training and the torch-free runtime.
 
-A long text is cut into windows of `max_length` tokens that overlap by `stride` tokens, and each of its
-sentences is also scored on its own; the text's score is the max over all of them, so harm at the end of
-a long post is neither truncated away nor diluted. (Sentences matter because the model mean-pools: a
-16-token threat inside a 256-token window of garden-club news scored 0.002 for violence, alone 0.98.) Batches are built from windows sorted by length and padded to the batch's longest.
+A long text is cut into windows of `max_length` tokens that overlap by `stride` tokens, and (SENTENCES_ALL)
+every text of two or more sentences also has each sentence scored on its own; the text's score is the max
+over all of them. So a threat, a self-harm statement or a slur scores as it would alone wherever it sits:
+after one benign sentence or after two hundred. Why sentences and not only the model: the encoder reads
+every token in the light of the whole window, so benign context pulls a harmful sentence's score down even
+with max pooling over tokens (measured on the 0.4.0 checkpoint, windows only: 22 harmful sentences kept
+their category after 1 benign sentence in 9 cases, after 5 in 4, after 200 in none). There is no cap on
+windows or sentences: `Moderator(max_chars=)` bounds the work one item can take, with an error rather than
+a silent stop. The price is tokens: each multi-sentence text is read about twice (benchmarks/throughput.py).
+
+Packages before 0.4 (mean-pooled) used SENTENCES_LONG: sentences only for texts longer than one window,
+at most MAX_SEGMENTS of them; they keep it, so their scores do not change.
+Batches are built from windows sorted by length and padded to the batch's longest.
 Imports only `tokenizers` and numpy.
 """
 
@@ -34,9 +43,16 @@ class Windows:
     owner: np.ndarray  # owner[i] = index of the text window i came from
 
 
-MAX_SEGMENTS = 64  # per text, for windows and for sentences alike: bounds the time one item can take
+MAX_SEGMENTS = 64  # SENTENCES_LONG only: sentences scored per long text (the pre-0.4, capped behaviour)
+SENTENCES_NONE, SENTENCES_LONG, SENTENCES_ALL = "none", "long", "all"
+SENTENCE_MODES = (SENTENCES_NONE, SENTENCES_LONG, SENTENCES_ALL)
 
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def sentence_mode(pooling: str) -> str:
+    """Mean-pooled (pre-0.4) models scored sentences of long texts only; max-pooled ones every sentence."""
+    return SENTENCES_LONG if pooling == "mean" else SENTENCES_ALL
 
 
 def sentences(text: str) -> list[str]:
@@ -53,20 +69,22 @@ def normalizer_for(tokenizer: Tokenizer) -> Normalizer:
     return entry[1]
 
 
-def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | None = MAX_SEGMENTS,
-                   sentence_segments: bool = True, normalize: bool = True) -> Windows:
-    """Every text becomes one or more windows (the tokenizer's overflow gives the overlapping rest).
+def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | None = None,
+                   sentence_segments: str = SENTENCES_ALL, normalize: bool = True) -> Windows:
+    """Every text becomes one or more windows (the tokenizer's overflow gives the overlapping rest), plus
+    one segment per sentence when it has two or more (SENTENCES_ALL; see the module docstring).
 
-    A text longer than one window also contributes one segment per sentence (at most `max_windows`),
-    except with max_windows=1, which means exactly one window per text (training indexes them by text).
-    Texts are first de-obfuscated (moderation/normalize.py) unless `normalize` is False.
+    max_windows=1 means exactly one window per text and no sentences (training indexes them by text);
+    None means all windows. Texts are first de-obfuscated (moderation/normalize.py) unless `normalize` is False.
     """
+    if sentence_segments not in SENTENCE_MODES:
+        raise ValueError(f"sentence_segments must be one of {SENTENCE_MODES}, got {sentence_segments!r}")
     if normalize:
         fold = normalizer_for(tokenizer)
         texts = [fold(t) for t in texts]
-    sentence_segments = sentence_segments and max_windows != 1
+    mode = SENTENCES_NONE if max_windows == 1 else sentence_segments
     ids, owner = [], []
-    long_texts = []
+    multi = []
     for i, enc in enumerate(tokenizer.encode_batch(texts, add_special_tokens=True)):
         parts = [enc, *enc.overflowing]
         if max_windows is not None:
@@ -74,14 +92,14 @@ def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | No
         for part in parts:
             ids.append(np.asarray(part.ids, dtype=np.int64))
             owner.append(i)
-        if sentence_segments and enc.overflowing:
-            long_texts.append(i)
-    for i in long_texts:
+        if mode == SENTENCES_ALL or (mode == SENTENCES_LONG and enc.overflowing):
+            multi.append(i)
+    for i in multi:
         sents = sentences(texts[i])
         if len(sents) < 2:
             continue
-        if max_windows is not None:
-            sents = sents[:max_windows]
+        if mode == SENTENCES_LONG:
+            sents = sents[:MAX_SEGMENTS]
         for enc in tokenizer.encode_batch(sents, add_special_tokens=True):
             ids.append(np.asarray(enc.ids, dtype=np.int64))  # a long sentence: its first window (the rest is in the windows above)
             owner.append(i)

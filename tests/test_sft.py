@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from moderation.sft import SFTConfig, fit_temperature, masked_bce, positive_weights, train_sft
+from moderation.sft import SFTConfig, fit_platt, masked_bce, positive_weights, train_sft
 from tests.conftest import make_tiny_policy
 
 
@@ -25,12 +25,25 @@ def test_positive_weights_upweight_rare_categories():
     assert w[1] > w[0] >= 1.0 and w[1] <= 10.0
 
 
-def test_temperature_fit_reduces_overconfidence():
+def test_platt_fit_softens_overconfidence_and_matches_the_base_rate():
     rng = np.random.default_rng(0)
-    y = rng.random((2000, 1)) < 0.5
-    logits = np.where(y, 1.0, -1.0) * 8 + rng.normal(0, 8, (2000, 1))  # overconfident and noisy
-    log_t = fit_temperature(logits, y.astype(np.float32), np.ones_like(logits, dtype=np.float32))
+    y = rng.random((4000, 1)) < 0.1
+    # overconfident, noisy, and shifted up: the raw mean probability is far above the 10% positive rate
+    logits = np.where(y, 1.0, -1.0) * 8 + rng.normal(0, 8, (4000, 1)) + 6.0
+    log_t, bias = fit_platt(logits, y.astype(np.float32), np.ones_like(logits, dtype=np.float32))
     assert log_t[0] > 0  # T > 1 softens
+    p_raw = 1 / (1 + np.exp(-logits))
+    p = 1 / (1 + np.exp(-(logits / np.exp(log_t) + bias)))
+    assert abs(p_raw.mean() - y.mean()) > 0.2 and abs(p.mean() - y.mean()) < 0.02
+
+
+def test_platt_leaves_categories_without_enough_positives_alone():
+    y = np.zeros((100, 2), dtype=np.float32)
+    y[:50, 0] = 1
+    y[:3, 1] = 1  # 3 positives: too few to fit two numbers to
+    logits = np.random.default_rng(0).normal(size=(100, 2)) * 3
+    log_t, bias = fit_platt(logits, y, np.ones_like(y))
+    assert log_t[1] == 0 and bias[1] == 0 and (log_t[0] != 0 or bias[0] != 0)
 
 
 def test_training_steps_lower_the_loss_and_resume(tmp_path, taxonomy, small_examples):

@@ -1,0 +1,134 @@
+"""Hand-written training templates for what the public sources barely show.
+
+The sources hold almost no short first-person self-harm statements (the one self-harm source labels
+whole Reddit histories per user), few plain threats aimed at "you", and few friendly or neutral sentences
+about identity groups, negations or counter-speech. These templates fill those gaps with labels that are
+true by construction. They are training data only (split "train", never validation or test), and the
+behavioural suite that measures these capabilities (benchmarks/behavioural.py) uses other sentence
+frames and other words: see `TRAIN_VOCABULARY`, which a test checks against the suite. Identity group
+names are shared between the two (there are only so many groups); the frames around them are not.
+
+Every template names the categories it speaks to; the rest stay unknown (masked in the loss).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from moderation.data import Example
+
+SOURCE = "training_templates"
+LICENSE = "CC0 1.0 (written for this project)"
+
+GROUPS = ("Muslims", "Jews", "Christians", "Black people", "Asian people", "immigrants", "refugees", "women",
+          "gay men", "lesbians", "trans people", "disabled people", "Mexicans", "Arabs", "Hindus")
+GROUP_SINGULAR = ("Muslim", "Jewish", "Black", "Asian", "gay", "trans", "disabled", "Latina", "Arab", "Hindu")
+
+FAMILIES: dict[str, tuple[dict[str, float], list[str], dict[str, tuple[str, ...]]]] = {
+    # name: (labels, frames, slots)
+    "self_harm_first_person": (
+        {"self_harm": 1.0, "toxic": 0.0, "hate": 0.0, "spam": 0.0, "misleading": 0.0},
+        ["I {want} {end}.", "I {want} {end}, nothing will ever get better.", "Honestly I {want} {end} tonight.",
+         "I've been {hurting} {when}.", "I keep {hurting}, nobody knows.",
+         "I {took} {pills} and now I wait.", "Everyone would be better off if I {end2}.",
+         "I wrote my goodbye letter, I plan to {end3} this weekend.", "There is no reason for me to {live} anymore."],
+        {"want": ("want to", "have decided to", "really want to", "plan to"),
+         "end": ("kill myself", "end it all", "stop living", "take my own life"),
+         "hurting": ("burning myself", "hurting myself on purpose", "scratching my skin until it bleeds"),
+         "when": ("every night", "for weeks now", "since Friday"),
+         "took": ("swallowed", "have taken"), "pills": ("a whole bottle of pills", "every pill in the cabinet"),
+         "end2": ("was dead", "just disappeared for good", "killed myself"),
+         "end3": ("end my life", "kill myself", "jump off the bridge"), "live": ("live", "stay alive", "keep going")},
+    ),
+    "self_harm_talk_about": (
+        {"self_harm": 0.0, "toxic": 0.0, "hate": 0.0, "violence": 0.0, "spam": 0.0},
+        ["My {who} told me {they} {thinks}. How can I help?", "What should I say to a {who} who {thinks2}?",
+         "The {report} says {stat} last year.", "{Novel} deals with a character who {thinks2}.",
+         "If someone you know {thinks2}, call a crisis line and stay with them.",
+         "Our {report} looks at how schools can prevent {topic}."],
+        {"who": ("friend", "brother", "sister", "student", "coworker", "cousin"), "they": ("they", "she", "he"),
+         "thinks": ("has been thinking about suicide", "self-harms", "wants to end their life"),
+         "thinks2": ("talks about suicide", "is self-harming", "feels suicidal"),
+         "report": ("new report", "health survey", "study", "article"),
+         "stat": ("suicide rates among teenagers rose", "self-harm admissions fell", "crisis calls doubled"),
+         "Novel": ("The novel", "This film", "The play"), "topic": ("self-harm", "youth suicide")},
+    ),
+    "threat_direct": (
+        {"violence": 1.0, "toxic": 1.0, "self_harm": 0.0, "spam": 0.0, "misleading": 0.0},
+        ["I {will} {hurt} you.", "I have your address and I {will} {hurt} you.", "{Watch}, I {will} {hurt} you.",
+         "Say that again and I {will} {hurt} you.", "I'm coming to your {place} to {hurt} you.",
+         "You'd better {hide}, because I {will} {hurt} you and your family."],
+        {"will": ("swear I will", "promise I'll", "am going to"),
+         "hurt": ("stab", "shoot", "beat", "break your legs and then hurt", "strangle"),
+         "place": ("house", "office", "school"), "Watch": ("Watch your back", "Sleep with one eye open"),
+         "hide": ("hide", "move", "run")},
+    ),
+    "figurative_violence_words": (
+        {"violence": 0.0, "toxic": 0.0, "hate": 0.0, "sexual": 0.0, "self_harm": 0.0, "spam": 0.0},
+        ["What's the command to kill a {process} on {os}?", "The {band} really {killed} it {when}.",
+         "I could {murder} a {food} right now.", "That {thing} {killed} me, I was crying laughing.",
+         "We {beat} them {score} in the final.", "This {thing} is a {bomb}."],
+        {"process": ("process", "zombie job", "background task", "stuck thread"), "os": ("Linux", "Windows", "a Mac"),
+         "band": ("band", "drummer", "speaker", "singer"), "killed": ("killed", "slayed", "destroyed"),
+         "when": ("on stage", "at the show", "at the festival"), "murder": ("murder", "destroy", "kill for"),
+         "food": ("pizza", "burger", "coffee", "cold beer"), "thing": ("joke", "episode", "video", "meme"),
+         "beat": ("beat", "crushed", "destroyed"), "score": ("3-0", "by ten points", "easily"),
+         "bomb": ("bomb", "killer deal", "total knockout")},
+    ),
+    "identity_positive": (
+        {"hate": 0.0, "toxic": 0.0, "violence": 0.0, "sexual": 0.0, "self_harm": 0.0, "spam": 0.0},
+        ["{group} are {welcome} in this {place}.", "Many {group} live in our {place} and they are {nice}.",
+         "I'm {single} and {proud2}.", "My {rel} is {single} and {nice2}.", "We {support} {group}."],
+        {"group": GROUPS, "welcome": ("always welcome", "valued", "appreciated"), "proud2": ("happy", "thriving"),
+         "place": ("town", "street", "building", "school"), "nice": ("wonderful neighbours", "great friends", "kind"),
+         "single": GROUP_SINGULAR, "person": ("woman", "man", "person", "student", "nurse"),
+         "rel": ("best friend", "neighbour", "boss", "teacher"), "nice2": ("the kindest person I know", "brilliant"),
+         "support": ("stand with", "support", "celebrate")},
+    ),
+    "negated_and_counter_speech": (
+        {"hate": 0.0, "toxic": 0.0, "violence": 0.0, "spam": 0.0},
+        ["No, {group} are not {bad}.", "It is {wrong} to claim {group} are {bad}.",
+         "People who call {group} {bad} are {wrong}.", "I will never agree that {group} are {bad}.",
+         "Calling {group} {bad} is just {wrong}."],
+        {"group": GROUPS, "bad": ("dangerous", "lazy", "stupid", "animals", "dirty", "violent"),
+         "wrong": ("bigoted", "hateful", "ignorant", "prejudiced")},
+    ),
+    "identity_hate": (
+        {"hate": 1.0, "toxic": 1.0, "spam": 0.0, "self_harm": 0.0},
+        ["{group} are {bad}.", "All {group} should be {fate}.", "I hate {group}, they are {bad}.",
+         "{group} are {bad} and should be {fate}."],
+        {"group": GROUPS, "bad": ("vermin", "subhuman", "a disease", "parasites", "animals"),
+         "fate": ("deported", "locked up", "kicked out", "removed")},
+    ),
+}
+
+# Words the training frames use around the slots; the behavioural suite must not be built from them.
+TRAIN_VOCABULARY = {w.lower().strip(".,?!'") for _, frames, slots in FAMILIES.values()
+                    for text in frames + [v for vals in slots.values() for v in vals] for w in text.split()}
+
+
+def _fill(frame: str, slots: dict[str, tuple[str, ...]], rng: random.Random) -> str:
+    names = [n for _, n, _, _ in __import__("string").Formatter().parse(frame) if n]
+    text = frame.format(**{n: rng.choice(slots[n]) for n in names})
+    return text[0].upper() + text[1:]
+
+
+def training_templates(per_family: int = 300, seed: int = 0) -> list[Example]:
+    """`per_family` distinct texts from each family, split "train", source "training_templates"."""
+    from moderation.data import ALL_CATEGORIES
+
+    rng = random.Random(seed)
+    out = []
+    for family, (labels, frames, slots) in FAMILIES.items():
+        seen: set[str] = set()
+        for _ in itertools.count():
+            if len(seen) >= per_family or _ > per_family * 50:
+                break
+            text = _fill(rng.choice(frames), slots, rng)
+            if text in seen:
+                continue
+            seen.add(text)
+            full = {c: labels.get(c) for c in ALL_CATEGORIES}
+            out.append(Example(f"template:{family}:{len(seen)}", text, SOURCE, full, split="train", group=text))
+    return out

@@ -1,0 +1,42 @@
+"""What a supervised run trains and selects on: real sources (minus any held out), benign-context copies,
+and the hand-written templates. One function, used by `moderate train sft` and the benchmarks, so the
+shipped model and the held-out-source model are built the same way.
+
+Held-out sources leave *every* split here: their validation items would otherwise choose the epoch and
+the calibration, and the out-of-domain numbers would not be out of domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moderation.augment import with_benign_context
+from moderation.data import Example, LOADERS
+from moderation.templates import training_templates
+
+
+@dataclass(frozen=True)
+class TrainingSetConfig:
+    exclude_sources: tuple[str, ...] = ()
+    context_fraction: float = 0.2  # share of short training examples copied with benign context around them
+    templates_per_family: int = 300  # 0 = no templates
+    seed: int = 0
+
+    def __post_init__(self):
+        unknown = [s for s in self.exclude_sources if s not in LOADERS]
+        if unknown:
+            raise ValueError(f"unknown source(s) to exclude: {unknown}; known: {sorted(LOADERS)}")
+        if not 0.0 <= self.context_fraction <= 1.0:
+            raise ValueError(f"context_fraction must be in [0, 1], got {self.context_fraction}")
+        if self.templates_per_family < 0:
+            raise ValueError("templates_per_family must be >= 0")
+
+
+def build_training_set(examples: list[Example], cfg: TrainingSetConfig) -> tuple[list[Example], list[Example]]:
+    """(train, validation). Test items are never returned."""
+    kept = [e for e in examples if e.source not in cfg.exclude_sources]
+    train = [e for e in kept if e.split == "train"]
+    validation = [e for e in kept if e.split == "validation"]
+    extra = with_benign_context(train, cfg.context_fraction, seed=cfg.seed) if cfg.context_fraction else []
+    templates = training_templates(cfg.templates_per_family, seed=cfg.seed) if cfg.templates_per_family else []
+    return train + extra + templates, validation

@@ -1,0 +1,100 @@
+"""The behavioural suite: its construction (kept apart from the training templates) and the shipped
+model's behaviour on it (a capability that collapses fails here, not in a user's first afternoon)."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from moderation.behavioural import benign_prefix, cases, harmful_sentences, judge, position_cases, run_suite
+from moderation.templates import training_templates
+
+# What the shipped model must keep on the slice tested here (the full suite is benchmarks/generalization.py;
+# its results are in benchmarks/results/generalization.json). Set below the measured rates so noise passes
+# and a collapse does not.
+MIN_CAPABILITY_PASS = 0.75
+MIN_OVERALL_PASS = 0.9
+# A harmful sentence inside benign text scores within this much of its score alone (probability).
+POSITION_TOLERANCE = 0.15
+
+
+def _grams(text, n=5):
+    w = [x.lower().strip(".,?!'\"") for x in text.split()]
+    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+
+def test_suite_size_and_capabilities():
+    suite = cases()
+    caps = Counter(c.capability for c in suite)
+    assert len(suite) >= 300
+    for cap in ("direct_threat", "veiled_threat", "self_harm_first_person", "self_harm_talk_about",
+                "insult_no_identity", "identity_neutral_positive", "negated_hate", "counter_speech",
+                "reclaimed_in_group", "figurative_homonym", "harmless_profanity", "obfuscated",
+                "harm_after_200_benign_sentences", "spam", "misinformation"):
+        assert caps[cap] >= 6, cap
+    assert len({c.text for c in suite}) == len(suite)  # no case twice
+
+
+def test_suite_shares_no_five_word_run_with_the_training_templates():
+    train = set().union(*(_grams(e.text) for e in training_templates()))
+    shared = [c.text for c in cases() if _grams(c.text) & train]
+    assert not shared, shared[:5]
+
+
+def test_judge_refuses_a_missed_or_a_forbidden_flag():
+    case = cases()[0]  # a direct threat: violence must be flagged
+    assert judge(case, {"violence"})
+    assert not judge(case, set())
+    about = next(c for c in cases() if c.capability == "self_harm_talk_about")
+    assert judge(about, set()) and not judge(about, {"self_harm"})
+
+
+@pytest.fixture(scope="module")
+def shipped(default_package):
+    from moderation.runtime import Moderator
+
+    return Moderator.load(default_package)
+
+
+def test_shipped_model_keeps_every_capability_on_a_slice(shipped):
+    suite = [c for i, c in enumerate(cases()) if i % 2 == 0 and not c.capability.startswith("harm_after")]
+    report = run_suite(shipped, suite)
+    weak = {k: round(v["pass_rate"], 2) for k, v in report["capabilities"].items() if v["pass_rate"] < MIN_CAPABILITY_PASS}
+    assert not weak, f"capabilities below {MIN_CAPABILITY_PASS}: {weak}"
+    assert report["pass_rate"] >= MIN_OVERALL_PASS
+
+
+def test_harm_is_found_after_1_5_and_200_benign_sentences(shipped):
+    sentences = harmful_sentences()
+    assert len(sentences) >= 20
+    alone = shipped.score([t for t, _ in sentences])
+    cats = shipped.categories
+    for n in (1, 5, 200):
+        prefixed = shipped.score([f"{benign_prefix(n, n)} {t}" for t, _ in sentences])
+        for i, (text, flag) in enumerate(sentences):
+            for c in flag:
+                j = cats.index(c)
+                assert prefixed[i, j] >= shipped.review_thresholds[j], f"{n} sentences hide {c} in {text!r}"
+                assert prefixed[i, j] >= alone[i, j] - POSITION_TOLERANCE, (n, text, prefixed[i, j], alone[i, j])
+    # and a harmful sentence *after* a long text is scored (no window cap stops looking)
+    assert len(position_cases(prefixes=(200,))) == len(sentences)
+
+
+def test_benign_text_does_not_become_harmful_with_length(shipped):
+    long_benign = benign_prefix(300, 7)
+    res = shipped.moderate(long_benign)
+    assert not res.flagged, res.scores
+
+
+def test_check_command_reports_and_refuses_a_weak_model(tiny_package, tmp_path):
+    from typer.testing import CliRunner
+
+    import cli
+
+    runner = CliRunner()
+    ok = runner.invoke(cli.app, ["check", str(tiny_package), "--out", str(tmp_path / "r.json")])
+    assert ok.exit_code == 0, ok.output
+    assert "direct_threat" in ok.output and (tmp_path / "r.json").is_file()
+    # a random tiny model cannot pass 90% of the threat cases: the gate refuses it
+    refused = runner.invoke(cli.app, ["check", str(tiny_package), "--min-pass", "0.9"])
+    assert refused.exit_code == 4 and "below 90%" in refused.output
