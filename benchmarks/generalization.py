@@ -220,6 +220,8 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "generalization.json"))
     p.add_argument("--card", default=None, help="a package folder whose card.md gets these tables (manifest re-signed)")
     p.add_argument("--render-only", action="store_true", help="only rewrite the Markdown (and --card) from the JSON")
+    p.add_argument("--behavioural-only", action="store_true",
+                   help="re-run only the behavioural suite for the given models (the rest of their rows is kept)")
     args = p.parse_args()
     out_path = Path(args.out)
     if args.render_only:
@@ -249,6 +251,14 @@ def main() -> None:
         mod = Moderator.load(path, threads=args.threads)
         print(f"[{name}] {path} (version {mod.version})", file=sys.stderr)
         row = {"path": path, "version": mod.version}
+        if args.behavioural_only:
+            row = results["models"][name]
+            suite = run_suite(mod, cases())
+            row["behavioural"] = {k: suite[k] for k in ("n", "passed", "pass_rate", "min_capability_pass_rate", "capabilities")}
+            row["behavioural_failures"] = suite["failures"]
+            print(f"[{name}] behavioural {suite['pass_rate']:.3f}", file=sys.stderr)
+            out_path.write_text(json.dumps(results, indent=2))
+            continue
         scores = mod.score([e.text for e in heldout])
         row["out_of_domain"] = {s: auprc_table(scores[[i for i, e in enumerate(heldout) if e.source == s]],
                                                [e for e in heldout if e.source == s], cats) for s in HELDOUT_SOURCES}

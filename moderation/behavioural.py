@@ -217,13 +217,16 @@ def cases(seed: int = 0) -> list[Case]:
     add("insult_no_identity", _grid([f for f in INSULT_FRAMES if "{i}" in f], {"i": INSULTS["i"]}, 12, seed)
         + _grid([f for f in INSULT_FRAMES if "{j}" in f], {"j": INSULTS["j"]}, 8, seed), ("toxic",), ("hate",))
     ident = [f.format(p=p, a=a) for f, p, a in zip(itertools.cycle(IDENTITY_FRAMES), PLURAL * 2, ADJ * 3)]
-    add("identity_neutral_positive", list(dict.fromkeys(ident))[:24]
+    ident = [t for t in dict.fromkeys(ident) if t != "Muslims are welcome here."]
+    add("identity_neutral_positive", ident[:22]
         + ["My neighbours are a gay couple and they are lovely.", "Muslims are welcome here."], (), ("hate", "toxic"))
     neg = [f.format(p=p, **{k: random.Random(seed + i).choice(v) for k, v in NEGATED_FILL.items()})
-           for i, (f, p) in enumerate(zip(itertools.cycle(NEGATED_FRAMES), PLURAL * 2))]
-    add("negated_hate", [t[0].upper() + t[1:] for t in neg[:20]] + ["Women are not inferior to men."], (), ("hate",))
+           for i, (f, p) in enumerate(zip(itertools.cycle(NEGATED_FRAMES), PLURAL * 3))]
+    neg = list(dict.fromkeys(t[0].upper() + t[1:] for t in neg))
+    add("negated_hate", neg[:20] + ["Women are not inferior to men."], (), ("hate",))
     counter = [f.format(p=p, b=random.Random(seed + i).choice(COUNTER_FILL["b"]))
-               for i, (f, p) in enumerate(zip(itertools.cycle(COUNTER_FRAMES), PLURAL * 2))]
+               for i, (f, p) in enumerate(zip(itertools.cycle(COUNTER_FRAMES), PLURAL * 3))]
+    counter = [t for t in dict.fromkeys(counter) if t != "Saying that immigrants are criminals is racist and wrong."]
     add("counter_speech", counter[:20] + ["Saying that immigrants are criminals is racist and wrong."], (), ("hate",))
     add("reclaimed_in_group", RECLAIMED, (), ("hate",))
     add("figurative_homonym", FIGURATIVE, (), ("violence", "hate", "sexual", "self_harm"))

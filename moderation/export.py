@@ -162,13 +162,14 @@ def parity_report(torch_probs: np.ndarray, onnx_probs: np.ndarray, targets: np.n
             "passed": not problems}
 
 
-def training_sources(checkpoint: Path) -> tuple[list[str], bool]:
-    """(sources, templates used) from the checkpoint's training_set.json; older checkpoints: the ten originals."""
+def training_sources(checkpoint: Path) -> tuple[list[str] | None, bool]:
+    """(sources, templates used) from the checkpoint's training_set.json; (None, False) when the checkpoint
+    does not record them (older or hand-built checkpoints): then nothing is filtered."""
     from moderation.data import LOADERS
 
     info_path = Path(checkpoint) / "training_set.json"
     if not info_path.is_file():
-        return list(LOADERS)[:10], False
+        return None, False
     info = json.loads(info_path.read_text())
     return [s for s in LOADERS if s not in info.get("exclude_sources", [])], bool(info.get("templates_per_family"))
 
@@ -243,8 +244,11 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
     # A model trained without some sources is tuned and measured without them too: their items are the
     # out-of-domain test (benchmarks/generalization.py), not threshold material.
     sources, templates = training_sources(Path(checkpoint))
-    validation = [e for e in validation if e.source in sources]
-    test = [e for e in test if e.source in sources]
+    if sources is not None:
+        validation = [e for e in validation if e.source in sources]
+        test = [e for e in test if e.source in sources]
+    else:
+        sources = sorted({e.source for e in validation + test})
     if model.categories != taxonomy.names:
         raise ValueError(f"checkpoint categories {model.categories} differ from the taxonomy's {taxonomy.names}")
     out = Path(out_dir)

@@ -36,12 +36,30 @@ def _start(package, store, port, token=TOKEN):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_package, tmp_path_factory):
+def eager_tiny_package(tiny_package, tmp_path_factory):
+    """The tiny random package with every review threshold at 0.001, so its /predict always proposes
+    categories (its scores sit near 0.05, below any cost threshold); the scores are the tiny package's."""
+    import shutil
+
+    from moderation.package import read_manifest, write_manifest
+
+    pkg = tmp_path_factory.mktemp("eager") / "tiny"
+    shutil.copytree(tiny_package, pkg)
+    thresholds = json.loads((pkg / "thresholds.json").read_text())
+    for t in thresholds.values():
+        t["review"] = 0.001
+    (pkg / "thresholds.json").write_text(json.dumps(thresholds))
+    write_manifest(pkg, {k: v for k, v in read_manifest(pkg, verify=False).items() if k not in ("format", "files")})
+    return pkg
+
+
+@pytest.fixture(scope="module")
+def server(eager_tiny_package, tmp_path_factory):
     from labeling.server import free_port
 
     port = free_port()
     store = tmp_path_factory.mktemp("served-feedback")
-    proc = _start(tiny_package, store, port)
+    proc = _start(eager_tiny_package, store, port)
     yield f"http://127.0.0.1:{port}", store, proc
     proc.terminate()
     out, _ = proc.communicate(timeout=10)
