@@ -61,7 +61,7 @@ _GROUP_RE = {g: re.compile(rf"\b(?:{p})\b", re.IGNORECASE) for g, p in GROUP_TER
 
 def groups_of(text: str, given: tuple[str, ...]) -> set[str]:
     alias = {"mexican": "latino", "chinese": "asian", "physical_disability": "disability",
-             "mental_disability": "disability", "bisexual": "lgbtq", "native_american": "native_american"}
+             "mental_disability": "disability", "bisexual": "lgbtq"}
     found = {alias.get(g, g) for g in given}
     found |= {g for g, rx in _GROUP_RE.items() if rx.search(text)}
     return found

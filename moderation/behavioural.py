@@ -269,7 +269,7 @@ def judge(case: Case, flagged: set[str]) -> bool:
     return all(c in flagged for c in case.must_flag) and not any(c in flagged for c in case.must_not_flag)
 
 
-def run_suite(moderator, suite: list[Case], batch_size: int = 64) -> dict:
+def run_suite(moderator, suite: list[Case]) -> dict:
     """Pass rate per capability and overall, with every failure (text, flagged categories, scores)."""
     results = moderator.moderate([c.text for c in suite])
     per: dict[str, list[bool]] = defaultdict(list)

@@ -344,7 +344,7 @@ def update_card_section(package_dir: str | Path, title: str, markdown: str) -> N
 
     Benchmarks that need the finished package (out-of-domain, bias, behaviour) add their numbers this way,
     so the card a user reads carries them without a second export."""
-    from moderation.package import MANIFEST, read_manifest
+    from moderation.package import read_manifest
 
     pkg = Path(package_dir)
     manifest = read_manifest(pkg)
@@ -358,4 +358,3 @@ def update_card_section(package_dir: str | Path, title: str, markdown: str) -> N
     atomic_write_text(pkg / "card.md", card)
     info = {k: v for k, v in manifest.items() if k not in ("format", "files")}
     write_manifest(pkg, info)
-    assert (pkg / MANIFEST).is_file()

@@ -4,17 +4,18 @@ The sources hold almost no short first-person self-harm statements (the one self
 whole Reddit histories per user), few plain threats aimed at "you", and few friendly or neutral sentences
 about identity groups, negations or counter-speech. These templates fill those gaps with labels that are
 true by construction. They are training data only (split "train", never validation or test), and the
-behavioural suite that measures these capabilities (benchmarks/behavioural.py) uses other sentence
-frames and other words: see `TRAIN_VOCABULARY`, which a test checks against the suite. Identity group
-names are shared between the two (there are only so many groups); the frames around them are not.
+behavioural suite that measures these capabilities (moderation/behavioural.py) uses other sentence
+frames and other words: tests/test_behavioural.py checks that no suite case shares a five-word run with
+any text generated here. Identity group names are shared between the two (there are only so many
+groups); the frames around them are not.
 
 Every template names the categories it speaks to; the rest stay unknown (masked in the loss).
 """
 
 from __future__ import annotations
 
-import itertools
 import random
+import string
 
 from moderation.data import Example
 
@@ -103,13 +104,9 @@ FAMILIES: dict[str, tuple[dict[str, float], list[str], dict[str, tuple[str, ...]
     ),
 }
 
-# Words the training frames use around the slots; the behavioural suite must not be built from them.
-TRAIN_VOCABULARY = {w.lower().strip(".,?!'") for _, frames, slots in FAMILIES.values()
-                    for text in frames + [v for vals in slots.values() for v in vals] for w in text.split()}
-
 
 def _fill(frame: str, slots: dict[str, tuple[str, ...]], rng: random.Random) -> str:
-    names = [n for _, n, _, _ in __import__("string").Formatter().parse(frame) if n]
+    names = [n for _, n, _, _ in string.Formatter().parse(frame) if n]
     text = frame.format(**{n: rng.choice(slots[n]) for n in names})
     return text[0].upper() + text[1:]
 
@@ -122,8 +119,8 @@ def training_templates(per_family: int = 300, seed: int = 0) -> list[Example]:
     out = []
     for family, (labels, frames, slots) in FAMILIES.items():
         seen: set[str] = set()
-        for _ in itertools.count():
-            if len(seen) >= per_family or _ > per_family * 50:
+        for _ in range(per_family * 50 + 1):  # small families run out of distinct texts before per_family
+            if len(seen) >= per_family:
                 break
             text = _fill(rng.choice(frames), slots, rng)
             if text in seen:
