@@ -660,11 +660,16 @@ def serve_cmd(
 
     Set MODERATION_API_TOKEN to require `Authorization: Bearer <token>` on everything but /health.
     """
+    import os
+
     from moderation.package import ModelPackageError
-    from moderation.serve import ServeConfig, serve
+    from moderation.serve import TOKEN_ENV, ServeConfig, serve
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(f"warning: binding {host}: the server is reachable from other machines", fg=typer.colors.YELLOW, err=True)
+    if not os.environ.get(TOKEN_ENV):
+        typer.secho(f"warning: {TOKEN_ENV} is not set, so every route is open to anyone who can reach "
+                    f"{host}:{port}; set it to require `Authorization: Bearer <token>`", fg=typer.colors.YELLOW, err=True)
     try:
         serve(model, host=host, port=port, store_dir=store, threads=threads,
               config=ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_chars=max_chars))

@@ -1,15 +1,22 @@
 """`moderate serve`: an OpenAI-compatible moderation endpoint for a model package you own.
 
     POST /v1/moderations   {"input": "text" | ["text", ...], "model": "..."}
-      -> {"id": "modr-…", "model": "moderation-policy-0.2.0",
+      -> {"id": "modr-…", "model": "moderation-policy-0.4.0",
           "results": [{"flagged": bool, "categories": {name: bool}, "category_scores": {name: float},
-                       "decision": "allow" | "review" | "block"}]}
+                       "category_applied_input_types": {name: ["text"]},
+                       "decision": "allow" | "review" | "block",
+                       "taxonomy_categories": {ours: bool}, "taxonomy_scores": {ours: float}}]}
     GET  /health           open (no token): {"status": "UP", "model_version": …}
     + the Label Studio ML-backend protocol (labeling/backend.py): /setup, /predict, /webhook
 
-Category names are ours (the taxonomy's), not OpenAI's; README has the mapping. `categories[c]` is
-"score reaches c's review threshold", `flagged` is any of them, and `decision` (our addition; clients
-ignore unknown fields) says whether a block threshold was reached. The `model` field of a request is
+Names: a category that has a counterpart in OpenAI's schema is returned under OpenAI's name
+(OPENAI_NAMES: toxic → harassment, self_harm → self-harm, hate, violence, sexual), so the `openai`
+client's typed objects carry it; the others (misleading, spam, a custom taxonomy's own) keep our name and
+arrive in the typed objects' `model_extra`. OpenAI categories we do not model (illicit, sexual/minors,
+…/threatening, …) are absent rather than a made-up False. `taxonomy_categories` / `taxonomy_scores` repeat
+every result under the taxonomy's own names. `categories[c]` is "score reaches c's review threshold",
+`flagged` is any of them, and `decision` (our addition; clients ignore unknown fields) says whether a block
+threshold was reached. The `model` field of a request is
 accepted and ignored — clients written for a hosted API send one — and the response names the model
 that actually answered.
 
@@ -122,6 +129,23 @@ class MicroBatcher:
                 start += len(job)
 
 
+# Our category → OpenAI's name for the same harm (docs/serving.md explains each choice). toxic maps to
+# harassment: OpenAI defines it as harassing language towards any target, which is what our toxic labels
+# (insults, profanity aimed at someone) mark.
+OPENAI_NAMES = {"toxic": "harassment", "hate": "hate", "violence": "violence", "sexual": "sexual", "self_harm": "self-harm"}
+
+
+def openai_result(flags: dict[str, bool], scores: dict[str, float], decision: str) -> dict:
+    """One /v1/moderations result: OpenAI's names where they exist, ours for the rest and in taxonomy_*."""
+    named = {c: OPENAI_NAMES.get(c, c) for c in scores}
+    return {"flagged": any(flags.values()),
+            "categories": {named[c]: bool(v) for c, v in flags.items()},
+            "category_scores": {named[c]: float(v) for c, v in scores.items()},
+            "category_applied_input_types": {named[c]: ["text"] for c in scores},
+            "decision": decision,
+            "taxonomy_categories": dict(flags), "taxonomy_scores": dict(scores)}
+
+
 def check_auth(header: str | None, token: str | None) -> bool:
     """Bearer <token>, or HTTP basic auth with the token as the password (Label Studio's ML-backend auth)."""
     if not token:
@@ -200,8 +224,7 @@ def create_app(moderator, config: ServeConfig | None = None, token: str | None =
         scores = await batcher.score(texts)
         results = []
         for r in moderator.results_from_scores(scores):
-            results.append({"flagged": r.flagged, "categories": r.categories, "category_scores": r.scores,
-                            "decision": r.decision})
+            results.append(openai_result(r.categories, r.scores, r.decision))
         return {"id": f"modr-{uuid.uuid4().hex}", "model": model_name, "results": results, "created": int(time.time())}
 
     app.include_router(backend_router(moderator, batcher, store_dir, cfg))

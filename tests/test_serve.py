@@ -79,14 +79,30 @@ def test_openai_client_gets_well_formed_results(server, tiny_package):
     mod = Moderator.load(tiny_package)
     assert resp.model == f"moderation-policy-{mod.version}" and resp.id.startswith("modr-")
     assert len(resp.results) == 3 and all(isinstance(r.flagged, bool) for r in resp.results)
-    assert resp.results[0].category_scores.model_extra["toxic"] >= 0.0  # our names arrive as extra fields
-    # Our names, not OpenAI's: the exact JSON (typed attributes only exist for OpenAI's own names; README).
-    body = raw.http_response.json()
+    # Categories OpenAI's schema has arrive in the client's *typed* fields, under OpenAI's names.
     expected = mod.score(texts)
+    names = mod.categories
+    for r, e in zip(resp.results, expected):
+        want = dict(zip(names, e))
+        assert r.category_scores.self_harm == pytest.approx(want["self_harm"], abs=1e-5)  # "self-harm" in JSON
+        assert r.category_scores.harassment == pytest.approx(want["toxic"], abs=1e-5)
+        assert r.category_scores.hate == pytest.approx(want["hate"], abs=1e-5)
+        assert r.category_scores.violence == pytest.approx(want["violence"], abs=1e-5)
+        assert r.category_scores.sexual == pytest.approx(want["sexual"], abs=1e-5)
+        assert isinstance(r.categories.self_harm, bool) and isinstance(r.categories.harassment, bool)
+        assert r.category_applied_input_types.self_harm == ["text"]
+        # Ours with no OpenAI counterpart stay available as extra fields, and in model_dump().
+        assert r.category_scores.model_extra["spam"] == pytest.approx(want["spam"], abs=1e-5)
+        assert r.category_scores.model_extra["misleading"] == pytest.approx(want["misleading"], abs=1e-5)
+        dumped = r.model_dump(by_alias=True)
+        assert {"self-harm", "harassment", "hate", "violence", "sexual", "spam", "misleading"} <= set(dumped["category_scores"])
+    body = raw.http_response.json()
     for r, e in zip(body["results"], expected):
-        assert set(r["category_scores"]) == set(r["categories"]) == set(mod.categories)
-        assert np.allclose([r["category_scores"][c] for c in mod.categories], e, atol=1e-5)
-        assert r["flagged"] == any(r["categories"].values()) and r["decision"] in ("allow", "review", "block")
+        assert set(r["taxonomy_scores"]) == set(r["taxonomy_categories"]) == set(names)  # every result under our names too
+        assert np.allclose([r["taxonomy_scores"][c] for c in names], e, atol=1e-5)
+        assert r["flagged"] == any(r["categories"].values()) == any(r["taxonomy_categories"].values())
+        assert r["decision"] in ("allow", "review", "block")
+        assert "illicit" not in r["categories"]  # not modelled: absent, not a made-up False
     single = client.moderations.create(input="hello there")
     assert len(single.results) == 1
 
@@ -125,11 +141,11 @@ def test_concurrent_requests_are_batched_and_match_one_by_one(server, tiny_packa
     expected = Moderator.load(tiny_package).score(texts)
     with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as c:
         def one(i):
-            return c.post(f"{url}/v1/moderations", json={"input": texts[i]}).json()["results"][0]["category_scores"]
+            return c.post(f"{url}/v1/moderations", json={"input": texts[i]}).json()["results"][0]["taxonomy_scores"]
 
         with ThreadPoolExecutor(16) as pool:
             got = list(pool.map(one, range(len(texts))))
-    cats = list(got[0])
+    cats = Moderator.load(tiny_package).categories
     assert np.allclose(np.array([[g[c] for c in cats] for g in got]), expected, atol=1e-5)
 
 
@@ -177,3 +193,13 @@ def test_label_studio_uses_us_as_ml_backend_and_webhooks_land_in_the_store(serve
             break
         time.sleep(0.2)
     assert len(fb) == 1 and fb.judgments()[0].gold[taxonomy.index("toxic")] == 1
+
+
+def test_serving_without_a_token_warns_and_with_one_does_not(tiny_package, tmp_path):
+    from labeling.server import free_port
+
+    for token, warned in ((None, True), (TOKEN, False)):
+        proc = _start(tiny_package, tmp_path, free_port(), token=token)
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+        assert ("MODERATION_API_TOKEN is not set" in out) is warned, out[:2000]
