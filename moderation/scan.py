@@ -32,6 +32,25 @@ class ScanError(RuntimeError):
     """The input cannot be scanned; the message names the file and, where it applies, the line."""
 
 
+# A line of text may carry the odd replacement character (one bad byte) or control character; binary data
+# decoded as UTF-8 is full of them. Above this share, or with any NUL byte, the line is not text.
+MAX_NON_TEXT_SHARE = 0.1
+_CONTROL = {chr(c) for c in range(32) if chr(c) not in "\t\n\r\f\v"} | {"\x7f"}
+
+
+def not_text_reason(text: str) -> str | None:
+    """Why `text` looks like binary data rather than text, or None when it is text."""
+    if "\x00" in text:
+        return f"not text: {text.count(chr(0))} NUL byte(s) (binary input? pass a text file)"
+    if not text:
+        return None
+    bad = sum(1 for ch in text if ch == "\ufffd" or ch in _CONTROL)
+    if bad > MAX_NON_TEXT_SHARE * len(text):
+        return (f"not text: {bad} of {len(text)} characters are invalid UTF-8 or control characters "
+                f"(more than {MAX_NON_TEXT_SHARE:.0%}; binary input, or a file not in UTF-8?)")
+    return None
+
+
 @dataclass
 class Item:
     line: int  # 1-based line (JSONL/text), data row (CSV, after the header) or row (Parquet)
@@ -315,6 +334,10 @@ class Scanner:
             self.reject(BadItem(entry.line, f"text has {len(entry.text)} characters, over the limit of "
                                             f"{self.moderator.max_chars} (raise it with --max-chars)", entry.text[:200]))
             return None
+        reason = not_text_reason(entry.text)
+        if reason is not None:
+            self.reject(BadItem(entry.line, reason, entry.text[:200].replace("\x00", "")))
+            return None
         return entry
 
     def reject(self, bad: BadItem) -> None:
@@ -371,7 +394,11 @@ def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWr
         for entry in items:
             if entry.line <= start_after:
                 continue
-            item = scanner.accept(entry)
+            try:
+                item = scanner.accept(entry)
+            except ScanError:
+                flush()  # on_error=fail: the rows read before the bad one are still scored and written
+                raise
             if item is not None:
                 chunk.append(item)
                 if len(chunk) >= chunk_size:

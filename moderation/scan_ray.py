@@ -152,7 +152,12 @@ def scan_with_ray(moderator: Moderator, path: str, fmt: str, writer: ResultWrite
                 line, bad = int(batch["line"][i]), batch["bad"][i]
                 entry = (BadItem(line, str(bad), _unpack(batch["text"][i])) if bad
                          else Item(line, _unpack(batch["id"][i]), _unpack(batch["text"][i])))
-                item = scanner.accept(entry)
+                try:
+                    item = scanner.accept(entry)
+                except ScanError:
+                    if chunk:  # on_error=fail: keep the rows before the bad one
+                        scanner.write_chunk(chunk, batch["scores"][rows])
+                    raise
                 if item is not None:
                     chunk.append(item)
                     rows.append(i)

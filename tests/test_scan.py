@@ -87,6 +87,38 @@ def test_malformed_jsonl_fails_naming_the_line(tmp_path, tiny_package):
     r = invoke([str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_package)])
     assert r.exit_code == 2
     assert f"{src}: line 2: invalid JSON" in r.output
+    assert [row["id"] for row in read_jsonl(tmp_path / "o.jsonl")] == ["1"]  # the row before the failure is kept
+
+
+def _binary_lines() -> bytes:
+    import random
+
+    rng = random.Random(0)
+    return bytes(rng.randrange(256) for _ in range(3000))
+
+
+def test_binary_garbage_as_text_is_an_error_naming_the_line(tmp_path, tiny_package):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"a normal first line\nnaive caf\xc3\xa9 and one stray byte \xff here\n" + _binary_lines() + b"\nlast line\n")
+    out = tmp_path / "o.jsonl"
+    r = invoke([str(src), "-o", str(out), "--model", str(tiny_package)])
+    assert r.exit_code == 2, r.output
+    assert f"{src}: line 3: not text" in r.output
+    assert [row["id"] for row in read_jsonl(out)] == ["1", "2"]  # one stray byte in line 2 is still text
+    r = invoke([str(src), "-o", str(out), "--model", str(tiny_package), "--on-error", "skip"])
+    assert r.exit_code == 3, r.output
+    ids = [x["id"] for x in read_jsonl(out)]
+    assert ids[:2] == ["1", "2"] and len(ids) <= 4  # the text lines, and at most a stray short fragment of the garbage
+    errors = read_jsonl(tmp_path / "o.jsonl.errors.jsonl")
+    assert errors and all(e["reason"].startswith("not text") for e in errors) and errors[0]["line"] == 3
+
+
+def test_nul_bytes_in_a_jsonl_text_are_refused():
+    from moderation.scan import not_text_reason
+
+    assert not_text_reason("hello\x00world").startswith("not text: 1 NUL")
+    assert not_text_reason("emoji 😀 and accents é, one \ufffd") is None
+    assert not_text_reason("\ufffd\ufffd\ufffdab") is not None
 
 
 def test_skip_writes_bad_lines_to_the_errors_file(tmp_path, tiny_package):
