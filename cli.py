@@ -33,6 +33,22 @@ registry_app = typer.Typer(help="Model versions, their metrics, promotion throug
 app.add_typer(review_app, name="review")
 app.add_typer(registry_app, name="registry")
 
+@app.callback()
+def _quiet_libraries(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' own log lines and warnings (ONNX Runtime, transformers, torch).")] = False) -> None:
+    """Library log noise off by default: ONNX Runtime's quantizer configures the root logger at INFO when
+    imported, which buried `moderate loop`'s verdict under a hundred lines. Claiming the root logger first
+    at WARNING makes that call a no-op."""
+    import logging
+    import os
+    import warnings
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s [%(levelname)s] %(message)s")
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        # Deprecation and tracer warnings raised inside the ML libraries are theirs to fix, not the user's.
+        warnings.filterwarnings("ignore", module=r"(torch|transformers|onnxruntime|onnx|peft|onnxscript)(\.|$)")
+
+
 DataDir = Annotated[Optional[Path], typer.Option(help="Folder holding the datasets (default: ../shared/datasets or $MODERATION_DATA_DIR).")]
 TaxonomyPath = Annotated[Optional[Path], typer.Option(help="Your own taxonomy TOML (default: the shipped one).")]
 Seed = Annotated[int, typer.Option(help="Random seed: splits stay fixed; sampling and initialisation follow it.")]
@@ -116,8 +132,8 @@ class Finetune(str, Enum):
 def train_sft_cmd(
     out: Annotated[Path, typer.Option(help="Checkpoint folder (resumes from it if it holds a saved state).")] = Path("runs/sft"),
     finetune: Annotated[Finetune, typer.Option(help="Full fine-tune, or LoRA adapters on the encoder.")] = Finetune.full,
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the (per-source capped) training set; the best validation epoch is kept.")] = 3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per optimisation step.")] = 32,
     lr: Annotated[Optional[float], typer.Option(help="Encoder learning rate (default 5e-5 full, 5e-4 LoRA).")] = None,
     max_per_source: Annotated[int, typer.Option(help="Examples per source per epoch (0 = all).")] = 8000,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke runs).")] = None,
@@ -164,7 +180,7 @@ def train_reward_cmd(
     policy: Annotated[Path, typer.Option(help="Supervised policy checkpoint whose encoder embeds the texts.")] = Path("runs/sft-default"),
     out: Annotated[Path, typer.Option(help="Folder for the reward model and its report.")] = Path("runs/reward"),
     holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Share of reviewed items held out for pairwise accuracy.")] = 0.2,
-    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the preference pairs.")] = 60,
     taxonomy: TaxonomyPath = None,
     seed: Seed = 0,
 ) -> None:
@@ -194,7 +210,7 @@ def train_rl_cmd(
     pool: Annotated[Optional[str], typer.Option(help="Unlabelled texts to train on (any `scan` input format); default: the dataset train split, labels unused.")] = None,
     pool_size: Annotated[int, typer.Option(min=16, help="Unlabelled texts sampled into the pool (besides the reviewed ones).")] = 1000,
     holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Share of reviewed items held out (same split as `train reward`).")] = 0.2,
-    steps: Annotated[int, typer.Option(min=1)] = 100,
+    steps: Annotated[int, typer.Option(min=1, help="Policy-gradient steps (the best held-out step is kept).")] = 100,
     group_size: Annotated[int, typer.Option(min=2, help="Label sets sampled per text (G).")] = 8,
     kl_beta: Annotated[float, typer.Option(min=0.0, help="Weight of the exact KL to the reference policy.")] = 0.05,
     lr: Annotated[float, typer.Option(help="LoRA learning rate.")] = 1e-4,
@@ -520,46 +536,70 @@ class Strategy(str, Enum):
     audit = "audit"
 
 
+class PushSplit(str, Enum):
+    train = "train"
+    validation = "validation"  # never the test split: it only reports, so reviewers never see it
+
+
 @review_app.command("push")
 def review_push(
-    input: Annotated[Optional[str], typer.Argument(help="Items to choose from (any `scan` input format); omit to use --split of the datasets.")] = None,
+    input: Annotated[Optional[str], typer.Argument(help="Items to choose from (any `scan` input format); omit to draw from the datasets' --split.")] = None,
     n: Annotated[int, typer.Option(min=1, help="How many items to push.")] = 100,
     strategy: Annotated[Strategy, typer.Option(help="uncertainty, disagreement, random or audit.")] = Strategy.uncertainty,
-    k: Annotated[int, typer.Option(min=2, max=8, help="Proposals per item (greedy + sampled).")] = 4,
-    split: Annotated[str, typer.Option(help="Dataset split to draw from when no INPUT is given.")] = "train",
+    k: Annotated[int, typer.Option(min=2, max=8, help="Label-set proposals per item (the most likely first, then sampled ones).")] = 4,
+    split: Annotated[PushSplit, typer.Option(help="Dataset split to draw from when no INPUT is given (test is refused: it is for reporting only).")] = PushSplit.train,
+    pool: Annotated[int, typer.Option(min=0, help="Score a random sample of this many candidates and choose among them (0: score every candidate; the train split has ~60k, ~10 min).")] = 5000,
     model: Annotated[Optional[Path], typer.Option(help="Model package proposing labels (default: the shipped one).")] = None,
     project: Project = "Moderation review",
     text_field: Annotated[str, typer.Option(help="Text key/column of INPUT.")] = "text",
     id_field: Annotated[str, typer.Option(help="Id key/column of INPUT.")] = "id",
     ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
 ) -> None:
-    """Choose items with a strategy and push them as review tasks with K proposals (idempotent)."""
+    """Choose items with a strategy and push them as review tasks with K proposals (pushing twice adds nothing)."""
+    import numpy as np
+    from tqdm import tqdm
+
     from labeling.queue import QueueItem, ensure_project, push, select
     from labeling.server import LabelStudioError
+    from moderation.package import ModelPackageError
     from moderation.runtime import Moderator
     from moderation.scan import ScanError, detect_format, read_items
 
-    mod = Moderator.load(model)
+    try:
+        mod = Moderator.load(model)
+    except ModelPackageError as e:
+        fail(str(e))
+    client, creds = _review_client(ls_dir, url)  # before the scoring: a server that is down fails in a second
     if input is None:
-        pool = [e for e in _examples(data_dir, mod.taxonomy) if e.split == split]
-        ids, texts, sources = [e.id for e in pool], [e.text for e in pool], [e.source for e in pool]
+        candidates = [e for e in _examples(data_dir, mod.taxonomy) if e.split == split.value]
+        ids, texts, sources = [e.id for e in candidates], [e.text for e in candidates], [e.source for e in candidates]
     else:
         try:
             rows = [r for r in read_items(input, detect_format(input, None), text_field, id_field) if hasattr(r, "text")]
         except ScanError as e:
             fail(str(e))
         ids, texts, sources = [r.id for r in rows], [r.text for r in rows], [input] * len(rows)
-    typer.echo(f"scoring {len(texts)} candidate items…", err=True)
-    scores = mod.score(texts)
+    if pool and len(texts) > pool:
+        keep = np.sort(np.random.default_rng(seed).choice(len(texts), pool, replace=False))
+        typer.echo(f"drawing a random pool of {pool} of the {len(texts)} candidates (--pool 0 scores them all)", err=True)
+        ids, texts, sources = [ids[i] for i in keep], [texts[i] for i in keep], [sources[i] for i in keep]
+    scores = []
+    with tqdm(total=len(texts), desc="scoring candidates", unit=" texts", file=sys.stderr, dynamic_ncols=True) as bar:
+        for i in range(0, len(texts), 256):
+            scores.extend(mod.score(texts[i : i + 256]))
+            bar.update(len(texts[i : i + 256]))
     items = [QueueItem(i, t, s, src) for i, t, s, src in zip(ids, texts, scores, sources)]
     chosen = select(items, n, strategy.value, mod.review_thresholds, k=k, seed=seed)
-    client, creds = _review_client(ls_dir, url)
     try:
         proj = ensure_project(client, creds.url, project, mod.taxonomy)
         result = push(client, creds.url, proj.id, chosen, mod.taxonomy, mod.version, mod.review_thresholds, k=k, seed=seed)
     except LabelStudioError as e:
         fail(str(e))
-    typer.echo(json.dumps({"project": proj.id, "strategy": strategy.value, **result}))
+    typer.echo(json.dumps({"project": proj.id, "strategy": strategy.value, "scored": len(texts), **result}))
+    typer.echo(f"{result['created']} new task(s) in project {project!r} ({result['already_present']} already there).\n"
+               f"  review them at {creds.url}/projects/{proj.id}/data (log in as {creds.username})\n"
+               f"  then: moderate review pull --project {json.dumps(project)}   (or let simulated reviewers work: "
+               f"moderate review simulate)", err=True)
 
 
 @review_app.command("pull")
@@ -600,21 +640,29 @@ def review_simulate(project: Project = "Moderation review",
                     limit: Annotated[Optional[int], typer.Option(help="Annotate at most this many tasks.")] = None,
                     taxonomy: TaxonomyPath = None, ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None,
                     seed: Seed = 0) -> None:
-    """Review open tasks as simulated reviewers drawn from the multi-annotator datasets, through the real API."""
+    """Review open tasks as simulated reviewers drawn from the multi-annotator datasets, through the real API.
+
+    A task can be simulated only when its item comes from a dataset that kept each annotator's labels;
+    the others stay open for people, and the output says why each was left.
+    """
     from labeling.queue import ensure_project
     from labeling.server import LabelStudioError
     from labeling.simulate import simulatable_examples, simulate
 
     tax = _taxonomy(taxonomy)
-    examples = simulatable_examples(_examples(data_dir, tax))
+    examples = _examples(data_dir, tax)
     client, creds = _review_client(ls_dir, url)
     try:
         proj = ensure_project(client, creds.url, project, tax)
-        result = simulate(client, creds.url, proj.id, examples, tax, reviewers=reviewers, per_item=per_item, noise=noise,
-                          limit=limit, seed=seed)
+        result = simulate(client, creds.url, proj.id, simulatable_examples(examples), tax, reviewers=reviewers, per_item=per_item,
+                          noise=noise, limit=limit, seed=seed, known_sources={e.id: e.source for e in examples})
     except (LabelStudioError, ValueError) as e:
         fail(str(e))
     typer.echo(json.dumps(result))
+    for reason, count in result["not_simulatable_reasons"].items():
+        typer.echo(f"left open for human reviewers: {count} task(s): {reason}", err=True)
+    typer.echo(f"{result['annotations']} simulated review(s) submitted; next: moderate review pull --project {json.dumps(project)}",
+               err=True)
 
 
 @review_app.command("stats")
@@ -648,7 +696,7 @@ def review_stats(store: StoreDir = Path("data/feedback"), taxonomy: TaxonomyPath
 def serve_cmd(
     model: Annotated[Optional[Path], typer.Option(help="Model package folder (default: the shipped model, or $MODERATION_MODEL).")] = None,
     host: Annotated[str, typer.Option(help="Interface to bind; keep loopback unless a proxy with TLS sits in front.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
     store: Annotated[Optional[Path], typer.Option(help="Feedback store for Label Studio webhooks (omit to refuse them).")] = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Texts per ONNX run when requests are micro-batched.")] = 64,
     max_wait_ms: Annotated[float, typer.Option(min=0.0, help="How long a request may wait for batch-mates.")] = 5.0,
@@ -706,15 +754,24 @@ def registry_list(registry: RegistryDir = None,
         typer.echo(json.dumps({"production": prod.version if prod else None, "history": reg.history,
                                "versions": [asdict(v) for v in reg.list()]}, indent=2))
         return
-    table = Table(title=f"{reg.root}: production {prod.version if prod else '(none)'}")
-    for col in ("version", "status", "parent", "created", "macro AUPRC", "utility", "gate", "package"):
-        table.add_column(col)
+    # Fits 80 columns: one short row per version, the gate's reasons on their own lines below the table.
+    table = Table(title=f"production: {prod.version if prod else '(none)'}  ({reg.root})", title_justify="left")
+    for col, kw in (("version", {}), ("status", {}), ("parent", {}), ("created", {}), ("AUPRC", {"justify": "right"}),
+                    ("utility", {"justify": "right"}), ("gate", {})):
+        table.add_column(col, no_wrap=True, **kw)
+    refused = []
     for v in reg.list():
         m = v.metrics
-        gate = "" if v.gate is None else ("passed" if v.gate["passed"] else "refused: " + "; ".join(v.gate["reasons"]))
-        table.add_row(v.version + (" *" if prod and v.version == prod.version else ""), v.status, v.parent or "", v.created,
-                      f"{m.get('macro_auprc', float('nan')):.4f}", f"{m.get('utility_cost_optimal', float('nan')):.4f}", gate, v.package)
-    Console().print(table)
+        gate = "" if v.gate is None else ("passed" if v.gate["passed"] else "refused")
+        if v.gate is not None and not v.gate["passed"]:
+            refused.append((v.version, v.gate["reasons"]))
+        table.add_row(v.version + (" *" if prod and v.version == prod.version else ""), v.status, v.parent or "",
+                      v.created[:10], f"{m.get('macro_auprc', float('nan')):.3f}", f"{m.get('utility_cost_optimal', float('nan')):.3f}", gate)
+    console = Console(width=min(Console().width, 80))
+    console.print(table)
+    for version, reasons in refused:
+        console.print(f"{version} refused: " + "; ".join(reasons), soft_wrap=False)
+    console.print("details and package paths: moderate registry list --json")
 
 
 @registry_app.command("add")
@@ -796,8 +853,8 @@ def loop_cmd(
     simulate: Annotated[bool, typer.Option(help="Simulated reviewers work the queue through Label Studio (candidates: items with per-annotator labels).")] = False,
     wait: Annotated[float, typer.Option(help="Without --simulate: minutes to wait for human reviews before training (Ctrl-C stops waiting).")] = 0.0,
     method: Annotated[Method, typer.Option(help="rl: reward model + RL; sft+rl: fine-tune on corrections first; sft: corrections only.")] = Method.rl,
-    rl_steps: Annotated[int, typer.Option(min=1)] = 100,
-    kl_beta: Annotated[float, typer.Option(min=0.0)] = 0.05,
+    rl_steps: Annotated[int, typer.Option(min=1, help="Policy-gradient steps of RL fine-tuning (more: moves further from the current model).")] = 100,
+    kl_beta: Annotated[float, typer.Option(min=0.0, help="Weight of the KL leash to the current model (larger: smaller, safer changes).")] = 0.05,
     policy: Annotated[Optional[Path], typer.Option(help="Torch checkpoint to improve (default: production's).")] = None,
     project: Project = "Moderation review", store: StoreDir = Path("data/feedback"), registry: RegistryDir = None,
     ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
@@ -806,7 +863,7 @@ def loop_cmd(
     from labeling.server import LabelStudioError
     from moderation.feedback import FeedbackStore
     from moderation.improve import ImproveConfig
-    from moderation.loop import LoopConfig, run_iteration
+    from moderation.loop import LoopConfig, run_iteration, verdict
     from moderation.rl import RLConfig
 
     reg = _registry(registry)
@@ -833,10 +890,9 @@ def loop_cmd(
     typer.echo(json.dumps({k: report.get(k) for k in ("version", "parent", "promoted", "gate", "export", "reward_model", "timings",
                                                       "seconds")}, default=float))
     export = report.get("export") or {}
-    if "refused" in export:
-        typer.secho(f"the candidate was not exported: {export['refused']}", fg=typer.colors.YELLOW, err=True)
-    elif "int8_refused" in export:
+    if "int8_refused" in export:
         typer.secho(f"INT8 export refused by the parity gate, exported in fp32: {export['int8_refused']}", fg=typer.colors.YELLOW, err=True)
+    typer.secho("\n" + verdict(report), fg=typer.colors.GREEN if report.get("promoted") else typer.colors.YELLOW, err=True)
     if not report.get("promoted"):
         raise typer.Exit(ExitCode.GATE_FAILED)
 

@@ -42,7 +42,7 @@ def annotation_to_judgment(task: dict, ann: dict, taxonomy: Taxonomy) -> Judgmen
             raise ValueError(f"task proposals have {len(p)} categories, the taxonomy has {len(names)} "
                              "(the task was pushed under another taxonomy)")
     ids = [p.get("id") for p in data.get("proposals") or []]
-    common = dict(key=f"{TOOL}:{ann['id']}", item_id=str(data.get("item_id", task.get("id"))), text=str(data.get("text", "")),
+    common = dict(key=f"{TOOL}:{ann['id']}", item_id=str(data.get("item_id", task.get("id"))), text=str(data.get("original_text", data.get("text", ""))),
                   reviewer=f"{TOOL}-user:{ann.get('completed_by')}", model_version=str(data.get("model_version", "")),
                   proposals=proposals, seconds=ann.get("lead_time"), created_at=str(ann.get("created_at", "")))
     if ann.get("was_cancelled"):

@@ -9,9 +9,10 @@ the model's proposed categories without a push step. Label Studio calls:
                   our controls (a project made by `moderate review push` or with our config). The LS
                   access token in this request is neither stored nor logged.
   POST /predict   {tasks: [{id, data: {text, …}}, …]} -> {"results": [{model_version, score, result}]},
-                  one per task, in order: the categories at the review thresholds, as a push would
-                  pre-fill them. (The ranking of K proposals needs proposals in the task data; that
-                  stays with `moderate review push`.)
+                  one per task, in order: the categories the model flags (at the review thresholds).
+                  A push pre-ticks the most likely label set instead, because there the K proposals
+                  with their probabilities sit beside it; the ranking needs proposals in the task
+                  data, so it stays with `moderate review push`.
   POST /webhook   {action, annotation, task, project}: ANNOTATION_CREATED / ANNOTATION_UPDATED go into the
                   feedback store (validated like `review pull`; idempotent by annotation id, an update
                   replaces the earlier version). Other actions are acknowledged and ignored.

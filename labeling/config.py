@@ -1,14 +1,19 @@
 """The Label Studio labeling config, generated from the taxonomy (change the taxonomy, the UI follows).
 
-The reviewer sees the text, then:
-  categories  multi-label choices, one per category with its definition as the hint, pre-filled with
-              the model's greedy proposal (from the task's prediction)
-  rank        a ranker over the K proposals the model made (best first)
-  note        an optional free-text note
+Written for a reviewer who has never seen the project. Top to bottom they see:
+  how to review  three numbered steps, always visible (the project instructions say the same at length)
+  text           the item (HTML entities unescaped at push; the original kept in the task data)
+  categories     one checkbox per category, its definition printed beside it (hover hints need a
+                 Label Studio feature flag, so definitions are shown, not hinted); pre-ticked with the
+                 model's most likely label set
+  proposals      the model's K label sets as cards in plain words ("The model's best guess — 71%"),
+                 which the reviewer drags into order, best first
+  note           an optional free-text note for the policy team
 """
 
 from __future__ import annotations
 
+from html import escape
 from xml.sax.saxutils import quoteattr
 
 from moderation.taxonomy import Taxonomy
@@ -25,24 +30,63 @@ def proposal_id(index: int) -> str:
     return f"p{index + 1}"
 
 
-def proposal_title(labels: tuple[int, ...], categories: list[str]) -> str:
+def label_set_words(labels: tuple[int, ...], categories: list[str]) -> str:
     names = [c for c, y in zip(categories, labels) if y]
-    return ", ".join(names) if names else "no category applies"
+    return ", ".join(names) if names else "no category applies (acceptable content)"
+
+
+def proposal_title(rank: int, labels: tuple[int, ...], categories: list[str]) -> str:
+    """What a reviewer reads on a proposal card: rank 0 is the model's best guess."""
+    lead = "The model's best guess" if rank == 0 else f"Alternative {rank}"
+    return f"{lead}: {label_set_words(labels, categories)}"
+
+
+def proposal_body(probability: float) -> str:
+    pct = probability * 100
+    shown = f"{pct:.0f}%" if pct >= 1 else ("under 1%" if pct >= 0.01 else "under 0.01%")
+    return f"The model gives this label set a {shown} chance of being right."
+
+
+STEPS = ("1. Read the text. Tick every category that applies and untick any that does not (the model's most "
+         "likely answer is pre-ticked; untick all if the text is acceptable).",
+         "2. Drag the model's proposals below into order: the most correct label set on top.",
+         "3. Optional: leave a note for the policy team (an unclear case, a missing category). Then Submit, or "
+         "Skip if you cannot judge the text.")
+
+
+def instructions_html(taxonomy: Taxonomy) -> str:
+    """The project instructions (Label Studio shows them before the first task and under the (i) button)."""
+    rows = "".join(f"<li><b>{escape(c.name)}</b>: {escape(c.definition)}</li>" for c in taxonomy.categories)
+    steps = "".join(f"<li>{escape(s[3:])}</li>" for s in STEPS)
+    return (f"<h3>Reviewing moderation decisions</h3><ol>{steps}</ol>"
+            f"<p>Judge the text itself, not who might have written it. A text can have several categories or none. "
+            f"Quoting hate in order to reject it, reporting on violence, and asking for help are not the harm itself.</p>"
+            f"<h4>Categories</h4><ul>{rows}</ul>"
+            f"<p>Your answers train the model: a corrected category teaches it directly, and your ordering of the "
+            f"proposals teaches it which mistakes matter more.</p>")
 
 
 def labeling_config(taxonomy: Taxonomy) -> str:
     choices = "\n".join(
-        f"      <Choice value={quoteattr(c.name)} hint={quoteattr(c.definition)}/>" for c in taxonomy.categories
+        f"      <Choice value={quoteattr(c.name)} html={quoteattr(f'<b>{escape(c.name)}</b> — {escape(c.definition)}')}/>"
+        for c in taxonomy.categories
     )
+    steps = "\n".join(f"    <Header size=\"6\" value={quoteattr(s)}/>" for s in STEPS)
     return f"""<View>
-  <Header value="Review this item"/>
-  <Text name="{TEXT}" value="$text"/>
-  <Header value="Which categories apply? (pre-filled with the model's proposal; clear all if none apply)"/>
-  <Choices name="{CATEGORIES}" toName="{TEXT}" choice="multiple" showInline="true">
+  <View style="padding: 0 0.5em 0.5em; border-bottom: 1px solid #ddd; margin-bottom: 0.5em">
+    <Header size="5" value="How to review"/>
+{steps}
+  </View>
+  <Header size="5" value="Text"/>
+  <View style="font-size: 1.1em; padding: 0.6em; background: #f6f6f6; border-radius: 4px">
+    <Text name="{TEXT}" value="$text"/>
+  </View>
+  <Header size="5" value="Which categories apply?"/>
+  <Choices name="{CATEGORIES}" toName="{TEXT}" choice="multiple" showInline="false">
 {choices}
   </Choices>
-  <Header value="Rank the model's proposals, best first"/>
-  <List name="{PROPOSALS}" value="${PROPOSALS}" title="Model proposals"/>
+  <Header size="5" value="The model's proposals: drag the cards into order, most correct on top"/>
+  <List name="{PROPOSALS}" value="${PROPOSALS}" title="Proposals"/>
   <Ranker name="{RANK}" toName="{PROPOSALS}"/>
   <TextArea name="{NOTE}" toName="{TEXT}" placeholder="Optional note for the policy team" maxSubmissions="1" editable="true"/>
 </View>

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from labeling.client import call
-from labeling.config import CATEGORIES, PROPOSALS, TEXT, labeling_config, proposal_id, proposal_title
+import html
+
+from labeling.config import CATEGORIES, PROPOSALS, TEXT, instructions_html, labeling_config, proposal_body, proposal_id, proposal_title
 from moderation.proposals import proposals_from_logits
 from moderation.taxonomy import Taxonomy
 
@@ -64,19 +66,31 @@ def select(items: list[QueueItem], n: int, strategy: str, review_thresholds: np.
 
 def task_payload(item: QueueItem, taxonomy: Taxonomy, model_version: str, k: int, thresholds: np.ndarray,
                  seed: int = 0) -> dict:
-    """One Label Studio task: the text, K proposals (greedy first), scores; the greedy proposal pre-fills the choices."""
-    props = proposals_from_logits(_logit(item.scores[None, :]), k, thresholds=thresholds, seed=seed)[0]
+    """One Label Studio task: the text, K proposals most likely first, scores; the most likely pre-fills the choices.
+
+    The first proposal is the mode of the model's distribution (every category at p >= 0.5), so the
+    pre-ticked set is never less likely than a card below it. `thresholds` (the review thresholds) are
+    recorded with the scores; they decide flagging, not what the reviewer is shown as the best guess.
+    Texts from the web often carry HTML entities (`&#8220;`): the reviewer sees them unescaped, and the
+    original (what the model scored) stays in `original_text` and is what the judgment records."""
+    props = proposals_from_logits(_logit(item.scores[None, :]), k, seed=seed)[0]
+    props = sorted(props, key=lambda p: -p.log_prob)
     names = taxonomy.names
+    shown = html.unescape(item.text)
     data = {
-        TEXT: item.text,
+        TEXT: shown,
         "item_id": item.item_id,
         "source": item.source,
         "model_version": model_version,
         "scores": {c: round(float(s), 4) for c, s in zip(names, item.scores)},
-        PROPOSALS: [{"id": proposal_id(i), "title": proposal_title(p.labels, names),
-                     "body": f"{p.kind}; log-probability {p.log_prob:.2f}"} for i, p in enumerate(props)],
+        "review_thresholds": {c: round(float(t), 4) for c, t in zip(names, thresholds)},
+        PROPOSALS: [{"id": proposal_id(i), "title": proposal_title(i, p.labels, names), "body": proposal_body(float(np.exp(p.log_prob)))}
+                    for i, p in enumerate(props)],
         "proposal_labels": [list(p.labels) for p in props],
+        "proposal_log_probs": [round(p.log_prob, 4) for p in props],
     }
+    if shown != item.text:
+        data["original_text"] = item.text
     return {"data": data, "predictions": [prediction(props[0].labels, item.scores, names, model_version)]}
 
 
@@ -89,14 +103,16 @@ def prediction(labels: tuple[int, ...], scores: np.ndarray, names: list[str], mo
 
 def ensure_project(client, url: str, title: str, taxonomy: Taxonomy):
     """Find the project by title, or create it with the config generated from the taxonomy."""
-    config = labeling_config(taxonomy)
+    config, instructions = labeling_config(taxonomy), instructions_html(taxonomy)
     for p in call(lambda: list(client.projects.list()), url, "listing projects"):
         if p.title == title:
-            if (p.label_config or "").strip() != config.strip():
-                call(lambda: client.projects.update(id=p.id, label_config=config), url, "updating the labeling config")
+            if (p.label_config or "").strip() != config.strip() or (getattr(p, "expert_instruction", None) or "") != instructions:
+                call(lambda: client.projects.update(id=p.id, label_config=config, expert_instruction=instructions,
+                                                    show_instruction=True), url, "updating the labeling config")
             return p
     return call(lambda: client.projects.create(title=title, label_config=config, show_skip_button=True,
-                                               description="Moderation review: correct the labels, rank the proposals."),
+                                               description="Moderation review: correct the labels, rank the proposals.",
+                                               expert_instruction=instructions_html(taxonomy), show_instruction=True),
                 url, "creating the project")
 
 

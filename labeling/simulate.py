@@ -104,8 +104,13 @@ def offline_judgments(examples: list[Example], proposals: list[list[tuple[int, .
 
 
 def simulate(client, url: str, project_id: int, examples: dict[str, Example], taxonomy: Taxonomy, reviewers: int = 3,
-             per_item: int = 1, noise: float = 0.05, limit: int | None = None, seed: int = 0, progress: bool = True) -> dict:
-    """Annotate the project's unfinished tasks as simulated reviewers. Returns counts."""
+             per_item: int = 1, noise: float = 0.05, limit: int | None = None, seed: int = 0, progress: bool = True,
+             known_sources: dict[str, str] | None = None) -> dict:
+    """Annotate the project's unfinished tasks as simulated reviewers. Returns counts, and for each task
+    left open the reason (`known_sources`, item id -> dataset, tells a dataset item without per-annotator
+    labels from an item of your own)."""
+    from collections import Counter
+
     from tqdm import tqdm
 
     if per_item > reviewers:
@@ -116,12 +121,15 @@ def simulate(client, url: str, project_id: int, examples: dict[str, Example], ta
     if limit is not None:
         todo = todo[:limit]
     names = taxonomy.names
-    made = unknown = 0
+    made = 0
+    reasons: Counter = Counter()
     for t in tqdm(todo, desc="simulated reviews", unit="task", disable=not progress):
         data = t.data or {}
         ex = examples.get(str(data.get("item_id")))
-        if ex is None:
-            unknown += 1  # not from a multi-annotator dataset: a simulated reviewer cannot judge it
+        if ex is None:  # a simulated reviewer can only say what a real annotator said about this item
+            source = (known_sources or {}).get(str(data.get("item_id")))
+            reasons[f"from {source}, which keeps no per-annotator labels" if source else
+                    "not a dataset item (your own data): no annotator's labels to replay"] += 1
             continue
         proposals = [tuple(p) for p in data.get("proposal_labels", [])]
         ids = [p["id"] for p in data.get("proposals", [])]
@@ -138,7 +146,8 @@ def simulate(client, url: str, project_id: int, examples: dict[str, Example], ta
             call(lambda: client.annotations.create(id=t.id, result=result, completed_by=reviewer.user_id, lead_time=lead),
                  url, "creating a simulated annotation")
             made += 1
-    return {"tasks": len(todo), "annotations": made, "not_simulatable": unknown, "reviewers": reviewers}
+    return {"tasks": len(todo), "annotations": made, "not_simulatable": sum(reasons.values()),
+            "not_simulatable_reasons": dict(reasons), "reviewers": reviewers}
 
 
 def simulatable_examples(examples: list[Example]) -> dict[str, Example]:

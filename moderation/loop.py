@@ -205,3 +205,31 @@ def _wait_for_reviews(client, url: str, project_id: int, pushed: set[str], cfg: 
         except KeyboardInterrupt:
             log("[loop] stopped waiting (Ctrl-C); training on the reviews in so far")
     return {"reviewed": done, "pushed": len(pushed)}
+
+
+def verdict(report: dict) -> str:
+    """A few lines a person reads at the end of `moderate loop`: what happened, why, what to try next."""
+    version, parent = report.get("version"), report.get("parent")
+    export = report.get("export") or {}
+    if "refused" in export:
+        return (f"NOT PROMOTED: candidate {version} was not exported: {export['refused']}\n"
+                f"  production stays {parent}.\n"
+                "  next: the candidate moved too far for the export's parity gate; retry with fewer --rl-steps "
+                "or a larger --kl-beta (e.g. --rl-steps 50 --kl-beta 0.2).")
+    gate = report.get("gate") or {}
+    reasons = gate.get("reasons") or []
+    if report.get("promoted"):
+        return (f"PROMOTED: {version} is now in production (was {parent}). " + "; ".join(reasons) + "\n"
+                "  undo with: moderate registry rollback")
+    hints = []
+    if any("utility did not improve" in r for r in reasons):
+        hints.append("more reviews give the reward model more to learn from (--n 2000), or a different queue "
+                     "(--strategy random measures errors without the queue's bias)")
+    if any("AUPRC fell" in r for r in reasons):
+        hints.append("stay closer to the current model (--kl-beta 0.2, --rl-steps 50) or learn from the corrections "
+                     "alone (--method sft)")
+    lines = [f"NOT PROMOTED: the gate refused {version}; production stays {parent}."]
+    lines += [f"  - {r}" for r in reasons]
+    lines += [f"  next: {h}" for h in hints or ["inspect the candidate with `moderate registry list`; "
+                                                "promote it anyway with `moderate registry promote VERSION --force`"]]
+    return "\n".join(lines)

@@ -166,8 +166,16 @@ class Registry:
             note: str = "") -> Version:
         if version in self.versions:
             raise RegistryError(f"version {version} is already registered")
+        if not Path(package).exists():
+            raise RegistryError(f"{package}: no such folder")
         if not (package / "manifest.json").is_file():
             raise RegistryError(f"{package} is not a model package (no manifest.json)")
+        if checkpoint is not None:
+            if not Path(checkpoint).exists():
+                raise RegistryError(f"--checkpoint {checkpoint}: no such folder (the torch checkpoint the package was "
+                                    "exported from, e.g. runs/sft)")
+            if not (Path(checkpoint) / "policy_config.json").is_file():
+                raise RegistryError(f"--checkpoint {checkpoint}: not a policy checkpoint (no policy_config.json)")
         v = Version(version, self._rel(package), self._rel(checkpoint) if checkpoint else None, parent,
                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), metrics=metrics, note=note)
         self.versions[version] = v

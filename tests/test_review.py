@@ -148,3 +148,79 @@ def test_second_start_reuses_the_data(label_studio):
     creds, root = label_studio
     again = start(root, port=free_port(), log=lambda *a: None)  # already running: same server, same data
     assert again.url == creds.url
+
+
+def test_task_shows_plain_words_most_likely_first_and_unescaped_text(taxonomy):
+    from labeling.queue import task_payload
+
+    names = taxonomy.names
+    # toxic at 0.4 is above its review threshold here but below 0.5: the most likely set leaves it out.
+    scores = np.array([0.4, 0.02, 0.9, 0.01, 0.01, 0.01, 0.01])
+    thresholds = np.array([0.3] * len(names))
+    item = QueueItem("d1", "&#8220;I will find you&#8221; &amp; hurt you", scores, "davidson_hate_offensive")
+    task = task_payload(item, taxonomy, "0.4.0", 4, thresholds)
+    data = task["data"]
+    assert data["text"] == "\u201cI will find you\u201d & hurt you"
+    assert data["original_text"] == item.text  # what the model scored, kept
+    logps = data["proposal_log_probs"]
+    assert logps == sorted(logps, reverse=True)  # most likely first
+    assert data["proposal_labels"][0] == [1 if n == "violence" else 0 for n in names]
+    assert data["proposals"][0]["title"] == "The model's best guess: violence"
+    assert data["proposals"][0]["body"] == f"The model gives this label set a {np.exp(logps[0]) * 100:.0f}% chance of being right."
+    assert data["proposals"][1]["title"].startswith("Alternative 1: ")
+    assert "log-probability" not in json.dumps(data["proposals"]) and "greedy" not in json.dumps(data["proposals"])
+    prefilled = task["predictions"][0]["result"][0]["value"]["choices"]
+    assert prefilled == ["violence"]  # the pre-ticked set is the first (most likely) card
+    plain = task_payload(QueueItem("d2", "plain text", scores), taxonomy, "0.4.0", 4, thresholds)["data"]
+    assert "original_text" not in plain
+
+
+def test_config_shows_definitions_and_steps_without_hovering(taxonomy):
+    from labeling.config import instructions_html
+
+    xml = labeling_config(taxonomy)
+    for c in taxonomy.categories:
+        assert c.definition.split(",")[0].replace("'", "&#x27;")[:20] in xml.replace("&apos;", "&#x27;") or c.definition[:15] in xml
+    assert "drag the cards" in xml.lower() and "How to review" in xml
+    html = instructions_html(taxonomy)
+    assert all(c.name in html for c in taxonomy.categories) and "note" in html.lower()
+
+
+def test_judgment_records_the_original_text(taxonomy):
+    task = {"id": 1, "data": {"text": "\u201cx\u201d", "original_text": "&#8220;x&#8221;", "item_id": "d1",
+                              "proposal_labels": [[0] * len(taxonomy)], "proposals": [{"id": "p1"}]},
+            "annotations": [{"id": 5, "completed_by": 1, "result": [], "lead_time": 3}]}
+    judgments, rejected = tasks_to_judgments([task], taxonomy)
+    assert not rejected and judgments[0].text == "&#8220;x&#8221;"
+
+
+def test_cli_push_draws_a_pool_shows_progress_and_refuses_test(review_setup, tmp_path, monkeypatch):
+    client, creds, root, mod, items = review_setup
+    monkeypatch.setenv("LABEL_STUDIO_USER_TOKEN", creds.token)
+    src = tmp_path / "mine.jsonl"
+    src.write_text("".join(json.dumps({"id": f"mine-{i}", "text": f"comment number {i}, you fool"}) + "\n" for i in range(40)))
+    common = ["--project", "test-push-cli", "--url", creds.url, "--ls-dir", str(root), "--model", str(tiny_model_path(mod))]
+    r = runner.invoke(cli.app, ["review", "push", str(src), "--n", "5", "--pool", "12", *common])
+    assert r.exit_code == 0, r.output
+    assert "random pool of 12 of the 40" in r.output and "scoring candidates" in r.output
+    assert "/projects/" in r.output and "moderate review pull" in r.output  # what to do next
+    assert json.loads(r.stdout.strip().splitlines()[-1])["created"] == 5  # the JSON for machines stays on stdout
+    r = runner.invoke(cli.app, ["review", "push", "--split", "test", *common])
+    assert r.exit_code == 2 and "test" in r.output
+
+
+def tiny_model_path(mod):
+    return mod.package_dir
+
+
+def test_simulate_says_why_a_task_stays_open(review_setup, examples):
+    client, creds, root, mod, items = review_setup
+    project = ensure_project(client, creds.url, "test-why-open", mod.taxonomy)
+    plain = next(e for e in examples if not e.annotators and e.split == "train")
+    extra = [QueueItem("mine-1", "my own text", items[0].scores), QueueItem(plain.id, plain.text, items[0].scores, plain.source)]
+    push(client, creds.url, project.id, items[:2] + extra, mod.taxonomy, mod.version, mod.review_thresholds)
+    done = simulate(client, creds.url, project.id, simulatable_examples(examples), mod.taxonomy, progress=False,
+                    known_sources={e.id: e.source for e in examples})
+    assert done["annotations"] == 2 and done["not_simulatable"] == 2
+    assert done["not_simulatable_reasons"] == {f"from {plain.source}, which keeps no per-annotator labels": 1,
+                                               "not a dataset item (your own data): no annotator's labels to replay": 1}
