@@ -27,7 +27,7 @@ CONTROL_NAMES = {CATEGORIES: "choices", RANK: "ranker", NOTE: "textarea"}
 
 
 def proposal_id(index: int) -> str:
-    return f"p{index + 1}"
+    return f"card-{index + 1}"  # Label Studio prints the id on the card: a word a reviewer can read
 
 
 def label_set_words(labels: tuple[int, ...], categories: list[str]) -> str:
@@ -71,7 +71,8 @@ def labeling_config(taxonomy: Taxonomy) -> str:
         f"      <Choice value={quoteattr(c.name)} html={quoteattr(f'<b>{escape(c.name)}</b> — {escape(c.definition)}')}/>"
         for c in taxonomy.categories
     )
-    steps = "\n".join(f"    <Header size=\"6\" value={quoteattr(s)}/>" for s in STEPS)
+    steps = "\n".join(f"    <Header size=\"6\" style=\"font-size: 14px; font-weight: normal; margin: 2px 0\" value={quoteattr(s)}/>"
+                      for s in STEPS)
     return f"""<View>
   <View style="padding: 0 0.5em 0.5em; border-bottom: 1px solid #ddd; margin-bottom: 0.5em">
     <Header size="5" value="How to review"/>

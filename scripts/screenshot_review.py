@@ -47,7 +47,7 @@ def main() -> None:
         task = next(iter(client.tasks.list(project=project.id)))
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page = browser.new_page(viewport={"width": 1280, "height": 1500})
             page.goto(f"{creds.url}/user/login/")
             page.fill("input[name=email]", creds.username)
             page.fill("input[name=password]", creds.password)
