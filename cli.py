@@ -507,7 +507,8 @@ def review_serve(ls_dir: LSDir = None, port: Annotated[int, typer.Option(help="P
         fail(str(e))
     typer.echo(f"Label Studio is up at {creds.url}\n  log in as {creds.username}; the password and API token are in "
                f"{data_dir(ls_dir) / 'credentials.json'} (or your LABEL_STUDIO_* environment variables)\n"
-               f"  stop it with: moderate review stop")
+               f"  stop it with: moderate review stop\n"
+               f"  next: moderate review push --n 30   (queues 30 items for review and prints where to open them)")
 
 
 @review_app.command("stop")
@@ -549,6 +550,7 @@ def review_push(
     k: Annotated[int, typer.Option(min=2, max=8, help="Label-set proposals per item (the most likely first, then sampled ones).")] = 4,
     split: Annotated[PushSplit, typer.Option(help="Dataset split to draw from when no INPUT is given (test is refused: it is for reporting only).")] = PushSplit.train,
     pool: Annotated[int, typer.Option(min=0, help="Score a random sample of this many candidates and choose among them (0: score every candidate; the train split has ~60k, ~10 min).")] = 5000,
+    only_simulatable: Annotated[bool, typer.Option(help="Draw only items that `review simulate` can review (datasets that kept each annotator's labels); for trying the loop without people.")] = False,
     model: Annotated[Optional[Path], typer.Option(help="Model package proposing labels (default: the shipped one).")] = None,
     project: Project = "Moderation review",
     text_field: Annotated[str, typer.Option(help="Text key/column of INPUT.")] = "text",
@@ -570,8 +572,10 @@ def review_push(
     except ModelPackageError as e:
         fail(str(e))
     client, creds = _review_client(ls_dir, url)  # before the scoring: a server that is down fails in a second
+    if input is not None and only_simulatable:
+        fail("--only-simulatable draws from the datasets; it cannot be combined with an INPUT file")
     if input is None:
-        candidates = [e for e in _examples(data_dir, mod.taxonomy) if e.split == split.value]
+        candidates = [e for e in _examples(data_dir, mod.taxonomy) if e.split == split.value and (e.annotators or not only_simulatable)]
         ids, texts, sources = [e.id for e in candidates], [e.text for e in candidates], [e.source for e in candidates]
     else:
         try:
