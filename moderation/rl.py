@@ -68,6 +68,30 @@ def _group_advantages(r: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + eps)
 
 
+def ppo_loss(z: torch.Tensor, y: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, ref_logits: torch.Tensor,
+             clip: float, kl_beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The RL objective (module docstring): clipped policy gradient plus beta times the exact KL to the
+    reference. Returns (loss, pg, kl) so callers can log the parts."""
+    ratio = torch.exp(label_set_log_prob(z, y) - logp_old)
+    pg = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
+    kl = bernoulli_kl(z, ref_logits).mean()
+    return pg + kl_beta * kl, pg, kl
+
+
+class RewardHackingGuard:
+    """Says stop when the reward model's held-out score rose while held-out utility fell, `patience`
+    evaluations in a row: the policy is then pleasing the reward model, not the reviewers."""
+
+    def __init__(self, patience: int, first: dict):
+        self.patience, self.last, self.bad = patience, first, 0
+
+    def update(self, ev: dict) -> bool:
+        hacking = ev["heldout_rm_reward"] > self.last["heldout_rm_reward"] and ev["heldout_utility"] < self.last["heldout_utility"]
+        self.bad = self.bad + 1 if hacking else 0
+        self.last = ev
+        return self.bad >= self.patience
+
+
 def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], pool_embeddings: np.ndarray,
              taxonomy: Taxonomy, heldout_texts: list[str], heldout_gold: np.ndarray, heldout_mask: np.ndarray,
              heldout_embeddings: np.ndarray, thresholds: np.ndarray, cfg: RLConfig = RLConfig(),
@@ -105,7 +129,7 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
     best_state = copy.deepcopy({k: v.detach().clone() for k, v in policy.state_dict().items()})
     history.rows.append({**best, "reward": None, "kl": 0.0, "entropy": None})
     log(f"RL start: held-out utility {best['heldout_utility']:.4f}, RM reward {best['heldout_rm_reward']:.4f}")
-    last_eval, bad = best, 0
+    guard = RewardHackingGuard(cfg.hack_patience, best)
     started = time.time()
     bar = tqdm(range(1, cfg.steps + 1), desc="rl", unit="step")
     for step in bar:
@@ -121,10 +145,7 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
             logp_old = label_set_log_prob(z_old, y)
         for _ in range(cfg.ppo_epochs):
             z = policy.train_logits(texts, cfg.max_length)
-            ratio = torch.exp(label_set_log_prob(z, y) - logp_old)
-            pg = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv).mean()
-            kl = bernoulli_kl(z, ref_logits[b]).mean()
-            loss = pg + cfg.kl_beta * kl
+            loss, pg, kl = ppo_loss(z, y, logp_old, adv, ref_logits[b], cfg.clip, cfg.kl_beta)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -138,13 +159,10 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
                 best = ev
                 best_state = copy.deepcopy({k: v.detach().clone() for k, v in policy.state_dict().items()})
                 history.best_step = step
-            hacking = ev["heldout_rm_reward"] > last_eval["heldout_rm_reward"] and ev["heldout_utility"] < last_eval["heldout_utility"]
-            bad = bad + 1 if hacking else 0
-            last_eval = ev
-            if bad >= cfg.hack_patience:
+            if guard.update(ev):
                 history.stopped_for_reward_hacking = True
                 history.rows.append(row)
-                log(f"stopping at step {step}: reward-model score rose while held-out utility fell for {bad} "
+                log(f"stopping at step {step}: reward-model score rose while held-out utility fell for {guard.bad} "
                     "evaluations in a row (reward hacking); keeping the best-utility policy")
                 break
         history.rows.append(row)

@@ -105,3 +105,25 @@ def test_train_reward_and_rl_commands_on_a_real_feedback_store(tmp_path, tiny_ch
     assert (tmp_path / "rl" / "policy_config.json").is_file() and (tmp_path / "rl" / "rl_curves.png").is_file()
     history = json.loads((tmp_path / "rl" / "rl_history.json").read_text())
     assert history["rows"][0]["kl"] == 0.0 and len(history["rows"]) >= 2
+
+
+def test_rl_stops_when_the_reward_model_and_the_reviewers_disagree(taxonomy):
+    """The reward model wants `target`; held-out reviewers marked its complement. Chasing the reward raises its
+    score while utility falls: the guard must stop training and put back the best-utility (starting) policy."""
+    names = taxonomy.names
+    target = np.array([1, 0, 1, 0, 0, 0, 0], dtype=np.float32)
+    policy = make_tiny_policy(names, seed=3)
+    texts = [f"toy text number {i}" for i in range(8)]
+    reward = RewardModel(RewardConfig(embed_dim=4, n_categories=len(names)))
+    with torch.no_grad():
+        reward.belief.weight.zero_()
+        reward.belief.bias.copy_(torch.from_numpy(10 * (2 * target - 1)))
+    emb = np.zeros((8, 4), dtype=np.float32)
+    gold = np.tile(1 - target, (8, 1))  # what reviewers actually said
+    before = policy.predict_proba(texts)
+    cfg = RLConfig(steps=200, batch_texts=8, group_size=8, lr=5e-3, kl_beta=0.0, eval_every=10, hack_patience=1)
+    history = train_rl(policy, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
+                       cfg, log=lambda *a: None)
+    assert history.stopped_for_reward_hacking and history.rows[-1]["step"] < 200
+    assert history.best_step == 0
+    assert np.allclose(policy.predict_proba(texts), before, atol=1e-5)  # the starting policy is back
