@@ -219,28 +219,22 @@ def train_rl_cmd(
     seed: Seed = 0,
 ) -> None:
     """Step 4: policy-gradient fine-tuning (LoRA) against the reward model, with a KL leash and a reward-hacking guard."""
-    import numpy as np
-
     from moderation.feedback import FeedbackStore
-    from moderation.improve import ImproveConfig, consensus, embedding_table, rl_on_feedback, split_items
+    from moderation.improve import ImproveConfig, embedding_table, feedback_data, rl_on_feedback
     from moderation.policy import PolicyModel
     from moderation.reward import RewardModel
     from moderation.rl import RLConfig
 
     tax = _taxonomy(taxonomy)
     cfg = ImproveConfig(holdout=holdout, seed=seed, rl=RLConfig(steps=steps, group_size=group_size, kl_beta=kl_beta, lr=lr))
-    train_js, held_js = split_items(FeedbackStore(store, tax.names).judgments(), holdout, seed)
-    tr_texts, _ = consensus(train_js, len(tax))
-    held_texts, held_gold = consensus(held_js, len(tax))
-    if not held_texts:
+    fb = feedback_data(FeedbackStore(store, tax.names).judgments(), len(tax), holdout, seed, _pool_texts(pool, data_dir, tax),
+                       pool_size)
+    if not fb.held_texts:
         fail(f"{store}: no held-out reviewed items to measure RL against; pull more reviews first")
-    texts = _pool_texts(pool, data_dir, tax)
-    rng = np.random.default_rng(seed)
-    extra = [texts[i] for i in rng.choice(len(texts), min(pool_size, len(texts)), replace=False)]
     pol = PolicyModel.load(policy)
     typer.echo("embedding the pool and held-out texts for the reward model…", err=True)
-    embed = embedding_table(pol, tr_texts + extra + held_texts)
-    hist = rl_on_feedback(pol, RewardModel.load(reward), embed, tr_texts + extra, held_texts, held_gold, tax, cfg, out_dir=out,
+    embed = embedding_table(pol, fb.rl_pool + fb.held_texts)
+    hist = rl_on_feedback(pol, RewardModel.load(reward), embed, fb.rl_pool, fb.held_texts, fb.held_gold, tax, cfg, out_dir=out,
                           log=lambda msg: typer.echo(msg, err=True))
     typer.echo(json.dumps({"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                            "final": hist.rows[-1], "out": str(out)}))
@@ -378,24 +372,21 @@ def eval_cmd(
 
     Thresholds are tuned on the validation split with the same model, then applied to SPLIT.
     """
-    import numpy as np
-
     from moderation.data import label_matrix
-    from moderation.evaluate import evaluate_scores, plot_pr_curves, tune_thresholds, write_report
-    from moderation.policy import set_seed
+    from moderation.evaluate import evaluate_examples, plot_pr_curves, tune_on_validation, write_report
 
     if split not in ("test", "validation"):
         fail("--split must be test or validation")
-    set_seed(seed)
-    if (model / "manifest.json").is_file():
+    if (model / "manifest.json").is_file():  # the torch-free path: a package needs no seed and no torch
         from moderation.runtime import Moderator
 
         runtime = Moderator.load(model)
         tax = runtime.taxonomy if taxonomy is None else _taxonomy(taxonomy)
         score = runtime.score
     elif (model / "policy_config.json").is_file():
-        from moderation.policy import PolicyModel
+        from moderation.policy import PolicyModel, set_seed
 
+        set_seed(seed)
         policy = PolicyModel.load(model)
         tax = _taxonomy(taxonomy)
         score = lambda texts: policy.predict_proba(texts, progress=True)  # noqa: E731
@@ -404,15 +395,12 @@ def eval_cmd(
     examples = _examples(data_dir, tax)
     val = [e for e in examples if e.split == "validation"]
     target = [e for e in examples if e.split == split]
-    y_val, m_val = label_matrix(val, tax.names)
-    typer.echo(f"scoring {len(val)} validation texts to tune thresholds…", err=True)
-    thresholds = tune_thresholds(np.asarray(score([e.text for e in val])), y_val, m_val, tax)
-    typer.echo(f"scoring {len(target)} {split} texts…", err=True)
-    probs = np.asarray(score([e.text for e in target]))
-    y, m = label_matrix(target, tax.names)
-    report = evaluate_scores(probs, y, m, [e.source for e in target], tax, thresholds)
-    report.update(model=str(model), split=split, n_items=len(target), thresholds=thresholds.to_json(tax.names))
+    typer.echo(f"scoring {len(val)} validation texts to tune thresholds, then {len(target)} {split} texts…", err=True)
+    thresholds = tune_on_validation(score, val, tax)
+    report, probs = evaluate_examples(score, target, tax, thresholds)
+    report.update(model=str(model), split=split, thresholds=thresholds.to_json(tax.names))
     write_report(report, out, f"Evaluation of {model} on the {split} split")
+    y, m = label_matrix(target, tax.names)
     plot_pr_curves(probs, y, m, tax, out / "pr_curves.png")
     typer.echo((out / "report.md").read_text())
 

@@ -19,6 +19,11 @@ def connect(creds: Credentials, timeout: float = 30.0):
     return client
 
 
+def list_tasks(client, url: str, project_id: int) -> list:
+    """Every task of a project with its full data (annotation counts included)."""
+    return call(lambda: list(client.tasks.list(project=project_id, fields="all")), url, "listing tasks")
+
+
 def call(fn: Callable[[], T], url: str, what: str, retries: int = 4, backoff: float = 0.5) -> T:
     """Run one SDK call; retry connection faults and 5xx with exponential backoff, then fail clearly."""
     import httpx

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labeling.client import call
+from labeling.client import call, list_tasks
 import html
 
 from labeling.config import CATEGORIES, PROPOSALS, TEXT, instructions_html, labeling_config, proposal_body, proposal_id, proposal_title
@@ -117,8 +117,7 @@ def ensure_project(client, url: str, title: str, taxonomy: Taxonomy):
 
 
 def existing_item_ids(client, url: str, project_id: int) -> set[str]:
-    tasks = call(lambda: list(client.tasks.list(project=project_id, fields="all")), url, "listing tasks")
-    return {str((t.data or {}).get("item_id")) for t in tasks}
+    return {str((t.data or {}).get("item_id")) for t in list_tasks(client, url, project_id)}
 
 
 def push(client, url: str, project_id: int, items: list[QueueItem], taxonomy: Taxonomy, model_version: str,

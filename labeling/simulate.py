@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labeling.client import call
+from labeling.client import call, list_tasks
 from labeling.config import CATEGORIES, RANK, TEXT
 from moderation.data import Example
 from moderation.feedback import Judgment
@@ -116,7 +116,7 @@ def simulate(client, url: str, project_id: int, examples: dict[str, Example], ta
     if per_item > reviewers:
         raise ValueError(f"per_item ({per_item}) cannot exceed reviewers ({reviewers})")
     team = ensure_reviewers(client, url, reviewers)
-    tasks = call(lambda: list(client.tasks.list(project=project_id, fields="all")), url, "listing tasks")
+    tasks = list_tasks(client, url, project_id)
     todo = [t for t in tasks if (t.total_annotations or 0) + (t.cancelled_annotations or 0) < per_item]
     if limit is not None:
         todo = todo[:limit]

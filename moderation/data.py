@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from moderation.taxonomy import Taxonomy
+from moderation.taxonomy import Taxonomy, load_taxonomy
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 SPLITS = ("train", "validation", "test")
@@ -237,7 +237,9 @@ def _votes_to_soft(annotators: list[tuple[str | None, dict[str, int]]], categori
     return out
 
 
-ALL_CATEGORIES = ("toxic", "hate", "violence", "sexual", "self_harm", "misleading", "spam")
+# The categories SOURCE_TABLE maps the datasets into: the shipped taxonomy's, read from it (a custom taxonomy
+# keeps the ones it shares; load_examples drops the rest).
+ALL_CATEGORIES = tuple(load_taxonomy(None).names)
 
 
 # ---------------------------------------------------------------- one loader per source

@@ -163,14 +163,21 @@ def unsafe_target(targets: np.ndarray, mask: np.ndarray, harmful: list[int]) -> 
     return pos.astype(np.float64), (pos | all_known).astype(np.float64)
 
 
-def cost_optimal_utility(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy) -> float:
+def utility_at(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None, thresholds, taxonomy: Taxonomy) -> float:
+    """Mean reviewer utility per item of flagging each category at p >= its threshold (NaN with no items)."""
+    if not len(probs):
+        return float("nan")
+    predicted = (np.asarray(probs) >= np.asarray(thresholds)).astype(np.float64)
+    return float(taxonomy.utility(predicted, binarise(np.asarray(targets)), mask).mean())
+
+
+def cost_optimal_utility(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None, taxonomy: Taxonomy) -> float:
     """Mean reviewer utility per item of the decisions p >= cost_fp / (cost_fp + cost_fn).
 
     Unlike the review-threshold utility, this needs no tuned thresholds, so two models (say, before and
     after RL) are compared on their decisions alone; the RL loop and the promotion gate use it.
     """
-    predicted = (probs >= taxonomy.cost_optimal_thresholds()).astype(np.float64)
-    return float(taxonomy.utility(predicted, binarise(targets), mask).mean()) if len(probs) else float("nan")
+    return utility_at(probs, targets, mask, taxonomy.cost_optimal_thresholds(), taxonomy)
 
 
 def evaluate_scores(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, sources: list[str], taxonomy: Taxonomy,
@@ -178,8 +185,7 @@ def evaluate_scores(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, so
     """The full report: per category overall and per source, plus macro numbers and reviewer utility."""
     report = {"categories": category_metrics(probs, targets, mask, taxonomy, thresholds), "per_source": {}}
     report["macro_auprc"] = macro([r["auprc"] for r in report["categories"].values()])
-    predicted = (probs >= np.asarray(thresholds.review)).astype(np.float64)
-    report["utility_per_item"] = float(taxonomy.utility(predicted, binarise(targets), mask).mean())
+    report["utility_per_item"] = utility_at(probs, targets, mask, thresholds.review, taxonomy)
     report["utility_cost_optimal"] = cost_optimal_utility(probs, targets, mask, taxonomy)
     src = np.asarray(sources)
     for s in sorted(set(sources)):
@@ -187,6 +193,26 @@ def evaluate_scores(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, so
         cats = category_metrics(probs[sel], targets[sel], mask[sel], taxonomy, thresholds)
         report["per_source"][s] = {c: {"n": v["n"], "positives": v["positives"], "auprc": v["auprc"]} for c, v in cats.items() if v["n"]}
     return report
+
+
+def tune_on_validation(score, validation: list, taxonomy: Taxonomy) -> Thresholds:
+    """Score the validation examples with `score` (texts -> probabilities) and tune thresholds on them: the
+    one place thresholds come from (eval, export)."""
+    from moderation.data import label_matrix
+
+    y, m = label_matrix(validation, taxonomy.names)
+    return tune_thresholds(np.asarray(score([e.text for e in validation])), y, m, taxonomy)
+
+
+def evaluate_examples(score, examples: list, taxonomy: Taxonomy, thresholds: Thresholds) -> tuple[dict, np.ndarray]:
+    """Score labelled examples and report on them (eval, export, registry); returns (report, probabilities)."""
+    from moderation.data import label_matrix
+
+    y, m = label_matrix(examples, taxonomy.names)
+    probs = np.asarray(score([e.text for e in examples])) if examples else np.zeros((0, len(taxonomy)))
+    report = evaluate_scores(probs, y, m, [e.source for e in examples], taxonomy, thresholds)
+    report["n_items"] = len(examples)
+    return report, probs
 
 
 def markdown_summary(report: dict, title: str = "Evaluation") -> str:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from moderation.data import SOURCE_TABLE, Example, label_matrix
-from moderation.evaluate import Thresholds, auprc, evaluate_scores, tune_thresholds
+from moderation.evaluate import Thresholds, auprc, evaluate_examples, tune_on_validation
 from moderation.package import atomic_write_text, write_manifest
 from moderation.taxonomy import Taxonomy
 
@@ -305,14 +305,10 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
 
         # Thresholds from all validation data scored by the exported model; metrics on test.
         log("tuning thresholds on validation, measuring on test…")
-        y_all, m_all = label_matrix(validation, taxonomy.names)
-        thresholds = tune_thresholds(runtime.score([e.text for e in validation]), y_all, m_all, taxonomy)
+        thresholds = tune_on_validation(runtime.score, validation, taxonomy)
         atomic_write_text(work / "thresholds.json", json.dumps(thresholds.to_json(taxonomy.names), indent=2) + "\n")
-        y_test, m_test = label_matrix(test, taxonomy.names)
-        test_probs = runtime.score([e.text for e in test]) if test else np.zeros((0, len(taxonomy)))
-        test_report = evaluate_scores(test_probs, y_test, m_test, [e.source for e in test], taxonomy, thresholds) if test else None
+        test_report = evaluate_examples(runtime.score, test, taxonomy, thresholds)[0] if test else None
         if test_report is not None:
-            test_report["n_items"] = len(test)
             atomic_write_text(work / "card.md", _card(taxonomy, info, test_report, parity, sources, templates,
                                                       thresholds.to_json(taxonomy.names)))
         info["parity"] = {k: parity[k] for k in ("n", "max_abs_diff", "p999_abs_diff", "mean_abs_diff")}

@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from moderation.data import stable_unit
+from moderation.evaluate import cost_optimal_utility
 from moderation.feedback import Judgment, preference_pairs
-from moderation.policy import PolicyModel, label_set_log_prob, set_seed
+from moderation.policy import PolicyModel, label_set_log_prob, lora_optimizer, set_seed
 from moderation.reward import RewardConfig, RewardModel, embed_texts, pairs_to_arrays, pairwise_accuracy, train_reward
 from moderation.rl import RLConfig, RLHistory, train_rl
 from moderation.taxonomy import Taxonomy
@@ -66,7 +67,7 @@ def heldout_utility(policy: PolicyModel, texts: list[str], gold: np.ndarray, tax
         return float("nan")
     with torch.no_grad():
         p = torch.sigmoid(policy.eval().text_logits(texts, max_windows=1)).numpy()
-    return float(taxonomy.utility(p >= taxonomy.cost_optimal_thresholds(), gold).mean())
+    return cost_optimal_utility(p, gold, None, taxonomy)
 
 
 # ------------------------------------------------------------------ step 3: reward model
@@ -132,10 +133,7 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
 
     set_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    if not policy.is_lora:
-        policy.enable_lora()
-    params = [p for p in policy.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.sft_lr, weight_decay=0.0)
+    params, opt = lora_optimizer(policy, cfg.sft_lr)
     y = torch.from_numpy(np.asarray(gold, dtype=np.float32))
     best = heldout_utility(policy, held_texts, held_gold, taxonomy)
     best_state, best_epoch, history = _snapshot(policy), 0, [{"epoch": 0, "heldout_utility": best}]
@@ -179,6 +177,37 @@ def rl_on_feedback(policy: PolicyModel, reward: RewardModel, embed: dict[str, np
     rl_cfg.seed = cfg.seed
     return train_rl(policy, reward, pool_texts, pool_emb, taxonomy, held_texts, np.asarray(held_gold),
                     np.ones_like(held_gold), held_emb, taxonomy.cost_optimal_thresholds(), rl_cfg, out_dir=out_dir, log=log)
+
+
+@dataclass
+class FeedbackData:
+    """What the reward model and RL train on, assembled one way for `train reward/rl` and the loop."""
+
+    train_js: list[Judgment]
+    held_js: list[Judgment]
+    train_texts: list[str]  # reviewed items (consensus of their corrections)
+    train_gold: np.ndarray
+    held_texts: list[str]  # held-out reviewed items: reward accuracy, step and epoch selection
+    held_gold: np.ndarray
+    unreviewed: list[str]  # extra texts for the RL pool, never reviewed (their labels are never used)
+
+    @property
+    def rl_pool(self) -> list[str]:
+        return self.train_texts + self.unreviewed
+
+
+def feedback_data(judgments: list[Judgment], n_categories: int, holdout: float, seed: int, candidates: list[str],
+                  n_unreviewed: int) -> FeedbackData:
+    """Split reviewed items into train/held-out (by item, stable), take each side's consensus, and sample up to
+    `n_unreviewed` candidate texts nobody reviewed for the RL pool."""
+    train_js, held_js = split_items(judgments, holdout, seed)
+    tr_texts, tr_gold = consensus(train_js, n_categories)
+    held_texts, held_gold = consensus(held_js, n_categories)
+    reviewed = {j.text for j in judgments}
+    fresh = list(dict.fromkeys(t for t in candidates if t not in reviewed))
+    rng = np.random.default_rng(seed)
+    extra = [fresh[i] for i in rng.choice(len(fresh), min(n_unreviewed, len(fresh)), replace=False)] if fresh else []
+    return FeedbackData(train_js, held_js, tr_texts, tr_gold, held_texts, held_gold, extra)
 
 
 def embedding_table(policy: PolicyModel, texts: list[str]) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     from labeling.queue import QueueItem, ensure_project, existing_item_ids, push, select
     from labeling.simulate import simulatable_examples, simulate
     from moderation.export import ExportConfig, ParityError, export_package
-    from moderation.improve import consensus, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
+    from moderation.improve import embedding_table, feedback_data, fit_reward, rl_on_feedback, sft_on_corrections
     from moderation.policy import PolicyModel
     from moderation.registry import RegistryError, metrics_from_report
     from moderation.runtime import Moderator
@@ -111,18 +111,11 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
 
     # 5. reward model on everything reviewers have said so far
     t = time.time()
-    icfg = cfg.improve
-    icfg.seed = cfg.seed
-    train_js, held_js = split_items(store.judgments(), icfg.holdout, cfg.seed)
-    tr_texts, tr_gold = consensus(train_js, len(taxonomy))
-    held_texts, held_gold = consensus(held_js, len(taxonomy))
-    reviewed = {j.text for j in store.judgments()}
-    rng = np.random.default_rng(cfg.seed)
-    unreviewed = [e.text for e in fresh if e.text not in reviewed]
-    extra = [unreviewed[i] for i in rng.choice(len(unreviewed), min(cfg.unlabelled, len(unreviewed)), replace=False)] if unreviewed else []
+    icfg = replace(cfg.improve, seed=cfg.seed)  # callers' configs are never changed
+    fb = feedback_data(store.judgments(), len(taxonomy), icfg.holdout, cfg.seed, [e.text for e in fresh], cfg.unlabelled)
     policy = PolicyModel.load(checkpoint).eval()
-    embed = embedding_table(policy, tr_texts + extra + held_texts)
-    reward, report["reward_model"] = fit_reward(policy, train_js, held_js, taxonomy, icfg, embeddings=embed, log=log)
+    embed = embedding_table(policy, fb.rl_pool + fb.held_texts)
+    reward, report["reward_model"] = fit_reward(policy, fb.train_js, fb.held_js, taxonomy, icfg, embeddings=embed, log=log)
     out_ckpt = registry.root / "checkpoints" / version
     reward.save(out_ckpt / "reward")
     step("reward", t)
@@ -130,9 +123,9 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     # 6. improve the policy
     t = time.time()
     if cfg.method in ("sft", "sft+rl"):
-        report["sft"] = sft_on_corrections(policy, tr_texts, tr_gold, held_texts, held_gold, taxonomy, icfg, log=log)
+        report["sft"] = sft_on_corrections(policy, fb.train_texts, fb.train_gold, fb.held_texts, fb.held_gold, taxonomy, icfg, log=log)
     if cfg.method in ("rl", "sft+rl"):
-        hist = rl_on_feedback(policy, reward, embed, tr_texts + extra, held_texts, held_gold, taxonomy, icfg, out_dir=out_ckpt, log=log)
+        hist = rl_on_feedback(policy, reward, embed, fb.rl_pool, fb.held_texts, fb.held_gold, taxonomy, icfg, out_dir=out_ckpt, log=log)
         report["rl"] = {"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                         "rows": hist.rows}
     policy.save(out_ckpt)
@@ -141,15 +134,14 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     # 7. export (its own parity gate), metrics on test
     t = time.time()
     package = registry.root / "packages" / version
-    ecfg = export_config or ExportConfig()
-    ecfg.version = version
+    base_ecfg = replace(export_config or ExportConfig(), version=version)
     validation, test = [e for e in examples if e.split == "validation"], [e for e in examples if e.split == "test"]
     # RL sharpens some logits, and INT8 weights can then move a probability past the parity gate's 0.02; the
     # candidate is then exported exactly (fp32: ~3x larger, slower) and still judged on its merits.
-    attempts = [ecfg.quantization] + (["none"] if ecfg.quantization != "none" else [])
+    attempts = [base_ecfg.quantization] + (["none"] if base_ecfg.quantization != "none" else [])
     report["export"] = {}
     for i, quantization in enumerate(attempts):
-        ecfg.quantization = quantization
+        ecfg = replace(base_ecfg, quantization=quantization)
         try:
             export_package(out_ckpt, package, taxonomy, validation, test, ecfg, log=log)
             report["export"]["quantization"] = quantization
@@ -187,14 +179,14 @@ def _wait_for_reviews(client, url: str, project_id: int, pushed: set[str], cfg: 
     """Poll until every pushed item has a submitted review or `wait_seconds` pass (Ctrl-C stops waiting)."""
     from tqdm import tqdm
 
-    from labeling.client import call
+    from labeling.client import list_tasks
 
     deadline = time.time() + cfg.wait_seconds
     done = 0
     with tqdm(total=len(pushed), desc="waiting for reviews", unit="item") as bar:
         try:
             while True:
-                tasks = call(lambda: list(client.tasks.list(project=project_id, fields="all")), url, "listing tasks")
+                tasks = list_tasks(client, url, project_id)
                 now = sum(1 for t in tasks if str((t.data or {}).get("item_id")) in pushed
                           and (t.total_annotations or 0) + (t.cancelled_annotations or 0) > 0)
                 bar.update(now - done)

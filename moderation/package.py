@@ -53,6 +53,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_replace(tmp: Path, path: Path) -> None:
+    """Finish a write another library made to `tmp` (safetensors, ONNX): fsync it, then rename over `path`."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from moderation.package import atomic_replace, atomic_write_text
 from moderation.proposals import Proposal, proposals_from_logits
 from moderation.windows import Windows, encode_windows, length_sorted_batches, load_tokenizer, pad_batch, sentence_mode
 
@@ -173,9 +174,7 @@ class PolicyModel(nn.Module):
         """The multi-label head over the window: max of per-token logits, or (old checkpoints) mean pooling."""
         if self.config.pooling == "max":
             return self.token_logits(hidden, attention_mask).amax(1)
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled)).float()
+        return self.head(self.dropout(masked_mean(hidden, attention_mask))).float()
 
     def token_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Per-token logits (B, T, C); padding gets a large negative value so it never wins the max."""
@@ -280,11 +279,11 @@ class PolicyModel(nn.Module):
         state = plain_state_dict(self)
         tmp = out / "model.safetensors.tmp"
         save_file(state, str(tmp))
-        tmp.replace(out / "model.safetensors")
+        atomic_replace(tmp, out / "model.safetensors")
         cfg = asdict(self.config)
         cfg["finetune_trained"] = cfg["finetune"] if not self.is_lora else "lora"
         cfg["finetune"] = "full"  # the saved weights are merged
-        (out / "policy_config.json").write_text(json.dumps(cfg, indent=2))
+        atomic_write_text(out / "policy_config.json", json.dumps(cfg, indent=2))
         if self.tokenizer_path.resolve() != (out / "tokenizer.json").resolve():
             shutil.copyfile(self.tokenizer_path, out / "tokenizer.json")
         return out
@@ -342,6 +341,21 @@ def bernoulli_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor
     lq, l1q = F.logsigmoid(logits_q), F.logsigmoid(-logits_q)
     p = torch.sigmoid(logits_p)
     return (p * (lp - lq) + (1 - p) * (l1p - l1q)).sum(-1)
+
+
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H) token states -> (B, H): the mean over real tokens (padding left out)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def lora_optimizer(policy: "PolicyModel", lr: float) -> tuple[list[torch.Tensor], torch.optim.Optimizer]:
+    """The feedback steps' optimiser: LoRA adapters on (added if the policy has none) plus the head, AdamW,
+    no weight decay (the KL leash or early stopping keeps the policy near its start instead)."""
+    if not policy.is_lora:
+        policy.enable_lora()
+    params = [p for p in policy.parameters() if p.requires_grad]
+    return params, torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
 
 def set_seed(seed: int) -> None:

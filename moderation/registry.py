@@ -100,19 +100,12 @@ def package_metrics(package: Path, test_examples=None) -> dict:
         return metrics_from_report(_export_test_report(package))
     if test_examples is None:
         raise RegistryError(f"{package}: its export report has no reviewer utility; measure it on the test split")
-    import numpy as np
-
-    from moderation.data import label_matrix
-    from moderation.evaluate import Thresholds, evaluate_scores
+    from moderation.evaluate import Thresholds, evaluate_examples
     from moderation.runtime import Moderator
 
     mod = Moderator.load(package)
-    probs = np.asarray(mod.score([e.text for e in test_examples]))
-    y, m = label_matrix(test_examples, mod.taxonomy.names)
     thresholds = Thresholds(review=mod.review_thresholds.tolist(), block=mod.block_thresholds.tolist())
-    report = evaluate_scores(probs, y, m, [e.source for e in test_examples], mod.taxonomy, thresholds)
-    report["n_items"] = len(test_examples)
-    return metrics_from_report(report)
+    return metrics_from_report(evaluate_examples(mod.score, test_examples, mod.taxonomy, thresholds)[0])
 
 
 class Registry:

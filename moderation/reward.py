@@ -100,6 +100,7 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
 @torch.no_grad()
 def embed_texts(policy, texts: list[str], batch_size: int = 64) -> np.ndarray:
     """h(x) = [raw logits z (C); mean-pooled encoder state (D)] from the policy's first window, one pass per text."""
+    from moderation.policy import masked_mean
     from moderation.windows import length_sorted_batches
 
     policy.eval()
@@ -109,9 +110,8 @@ def embed_texts(policy, texts: list[str], batch_size: int = 64) -> np.ndarray:
     for index in length_sorted_batches(w, batch_size):
         ids, mask = policy.batch_tensors(w, index)
         hidden = policy.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        m = mask.unsqueeze(-1).to(hidden.dtype)
         out[w.owner[index], :c] = policy.head_logits(hidden, mask).numpy()
-        out[w.owner[index], c:] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1.0)).numpy()
+        out[w.owner[index], c:] = masked_mean(hidden, mask).numpy()
     return out
 
 

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moderation.policy import PolicyModel, bernoulli_kl, entropy, label_set_log_prob, set_seed
+from moderation.evaluate import utility_at
+from moderation.policy import PolicyModel, bernoulli_kl, entropy, label_set_log_prob, lora_optimizer, set_seed
 from moderation.reward import RewardModel
 from moderation.taxonomy import Taxonomy
 
@@ -101,8 +102,7 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
 
     set_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    if not policy.is_lora:
-        policy.enable_lora()
+    params, opt = lora_optimizer(policy, cfg.lr)
     policy.eval()  # dropout off: log-probs must be the policy's, not a dropout sample's
     reward.eval()
     for p in reward.parameters():
@@ -112,17 +112,13 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
                                 for i in range(0, len(pool_texts), 64)]) if pool_texts else torch.zeros((0, len(taxonomy)))
     h_pool = torch.from_numpy(pool_embeddings)
     h_held = torch.from_numpy(heldout_embeddings)
-    params = [p for p in policy.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    thr_logit = torch.from_numpy(np.log(thresholds) - np.log1p(-thresholds)).float()
-
     def evaluate(step: int) -> dict:
         with torch.no_grad():
-            z = policy.text_logits(heldout_texts, batch_size=64, max_windows=1)
-            greedy = (z >= thr_logit).float()
-            util = taxonomy.utility(greedy.numpy(), (heldout_gold >= 0.5).astype(float), heldout_mask).mean()
+            p = torch.sigmoid(policy.text_logits(heldout_texts, batch_size=64, max_windows=1)).numpy()
+            greedy = torch.from_numpy((p >= thresholds).astype(np.float32))
             rm = reward(h_held, greedy).mean().item()
-        return {"step": step, "heldout_utility": float(util), "heldout_rm_reward": rm}
+        return {"step": step, "heldout_utility": utility_at(p, heldout_gold, heldout_mask, thresholds, taxonomy),
+                "heldout_rm_reward": rm}
 
     history = RLHistory()
     best = evaluate(0)

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from moderation.data import Example, label_matrix
 from moderation.evaluate import auprc, macro
+from moderation.package import atomic_replace, atomic_write_text
 from moderation.policy import PolicyModel, cpu_supports_bf16, set_seed
 from moderation.windows import encode_windows, load_tokenizer, pad_batch
 
@@ -95,9 +96,8 @@ def save_state(path: Path, model: PolicyModel, opt: torch.optim.Optimizer, meta:
     meta = {**meta, "param_groups": osd["param_groups"]}
     tmp = path / "state.safetensors.tmp"
     save_file(tensors, str(tmp))
-    tmp.replace(path / "state.safetensors")
-    (path / "meta.json.tmp").write_text(json.dumps(meta))
-    (path / "meta.json.tmp").replace(path / "meta.json")
+    atomic_replace(tmp, path / "state.safetensors")
+    atomic_write_text(path / "meta.json", json.dumps(meta))
 
 
 def load_state(path: Path, model: PolicyModel, opt: torch.optim.Optimizer) -> dict:
@@ -292,6 +292,6 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
     best = PolicyModel.load(out / "best_uncalibrated")
     summary["calibration"] = calibrate(best, validation)
     best.save(out)
-    (out / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "training_summary.json", json.dumps(summary, indent=2))
     log(f"saved calibrated policy to {out} (best epoch {meta['best_epoch']}, validation macro AUPRC {meta['best']:.4f})")
     return summary

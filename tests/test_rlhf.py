@@ -49,16 +49,21 @@ def test_group_advantages_are_normalised_per_text():
     assert torch.allclose(a.std(1), torch.ones(2), atol=1e-4)
 
 
+def reward_preferring(target: np.ndarray) -> RewardModel:
+    """A reward whose best label set is `target`: the belief "a reviewer marks c" is ~1 on target, ~0 elsewhere."""
+    reward = RewardModel(RewardConfig(embed_dim=4, n_categories=len(target)))
+    with torch.no_grad():
+        reward.belief.weight.zero_()
+        reward.belief.bias.copy_(torch.from_numpy(10 * (2 * target - 1)))
+    return reward
+
+
 def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):
     names = taxonomy.names
     target = np.array([1, 0, 1, 0, 0, 0, 0], dtype=np.float32)
     policy = make_tiny_policy(names, seed=3)
     texts = [f"toy text number {i}" for i in range(8)]
-    # A reward whose best label set is `target`: the belief "a reviewer marks c" is ~1 on target, ~0 elsewhere.
-    reward = RewardModel(RewardConfig(embed_dim=4, n_categories=len(names)))
-    with torch.no_grad():
-        reward.belief.weight.zero_()
-        reward.belief.bias.copy_(torch.from_numpy(10 * (2 * target - 1)))
+    reward = reward_preferring(target)
     emb = np.zeros((8, 4), dtype=np.float32)
     gold = np.tile(target, (8, 1))
     before = (policy.predict_proba(texts) >= 0.5).astype(int)
@@ -114,10 +119,7 @@ def test_rl_stops_when_the_reward_model_and_the_reviewers_disagree(taxonomy):
     target = np.array([1, 0, 1, 0, 0, 0, 0], dtype=np.float32)
     policy = make_tiny_policy(names, seed=3)
     texts = [f"toy text number {i}" for i in range(8)]
-    reward = RewardModel(RewardConfig(embed_dim=4, n_categories=len(names)))
-    with torch.no_grad():
-        reward.belief.weight.zero_()
-        reward.belief.bias.copy_(torch.from_numpy(10 * (2 * target - 1)))
+    reward = reward_preferring(target)
     emb = np.zeros((8, 4), dtype=np.float32)
     gold = np.tile(1 - target, (8, 1))  # what reviewers actually said
     before = policy.predict_proba(texts)

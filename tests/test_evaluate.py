@@ -1,0 +1,91 @@
+"""moderation/evaluate.py: metrics on masked soft labels, thresholds, utility — exact values on small inputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from moderation.evaluate import (MIN_POSITIVES, Thresholds, auprc, binarise, cost_optimal_utility, evaluate_scores,
+                                 expected_calibration_error, macro, markdown_summary, unsafe_target)
+
+
+def test_binarise_counts_half_the_annotators_as_positive():
+    assert binarise(np.array([0.0, 0.49, 0.5, 1.0])).tolist() == [0, 0, 1, 1]
+
+
+def test_auprc_ignores_unknown_labels_and_refuses_too_few_positives():
+    s = np.array([[0.9], [0.8], [0.7], [0.6], [0.5], [0.4], [0.3], [0.2], [0.1], [0.05], [0.99]])
+    y = np.array([[1], [1], [1], [1], [1], [0], [0], [0], [0], [0], [0]], dtype=float)
+    m = np.ones_like(y)
+    assert auprc(s, y, m)[0] == pytest.approx(1.0 * 5 / 6 + 0, abs=0.2)  # one negative ranked on top
+    m[-1] = 0  # that negative's label is unknown: ranking is perfect
+    assert auprc(s, y, m)[0] == pytest.approx(1.0)
+    few = y.copy()
+    few[: 5 - MIN_POSITIVES + 1] = 0
+    assert auprc(s, np.where(np.arange(11)[:, None] < 4, 1.0, 0.0), m)[0] is None  # 4 positives < MIN_POSITIVES
+    assert auprc(s, np.ones_like(y), m)[0] is None  # all positive: undefined
+
+
+def test_macro_skips_missing_categories():
+    assert macro([0.5, None, 1.0]) == pytest.approx(0.75)
+    assert np.isnan(macro([None]))
+
+
+def test_expected_calibration_error_exact():
+    assert expected_calibration_error(np.array([0.2, 0.2, 0.8, 0.8]), np.array([0.2, 0.2, 0.8, 0.8])) == pytest.approx(0.0)
+    # one bin, mean prob 0.9, mean target 0.5
+    assert expected_calibration_error(np.array([0.9, 0.9]), np.array([1.0, 0.0])) == pytest.approx(0.4)
+
+
+def test_unsafe_target_is_known_only_when_it_can_be():
+    targets = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    mask = np.array([[1, 0], [1, 1], [0, 0], [0, 1]], dtype=float)
+    pos, known = unsafe_target(targets, mask, [0, 1])
+    assert pos.tolist() == [1, 0, 0, 1] and known.tolist() == [1, 1, 0, 1]
+
+
+def test_cost_optimal_utility_uses_the_taxonomy_costs(taxonomy):
+    c = len(taxonomy)
+    thr = taxonomy.cost_optimal_thresholds()
+    targets = np.zeros((2, c))
+    targets[0, 2] = 1.0  # a violence positive
+    probs = np.zeros((2, c))
+    mask = np.ones((2, c))
+    miss = cost_optimal_utility(probs, targets, mask, taxonomy)
+    cat = taxonomy.categories[2]
+    assert miss == pytest.approx(-cat.cost_fn / 2)  # one miss over two items
+    probs[0, 2] = thr[2] + 1e-6
+    assert cost_optimal_utility(probs, targets, mask, taxonomy) == pytest.approx(0.0)
+    probs[1, 0] = 0.99  # a false toxic flag on the clean item
+    assert cost_optimal_utility(probs, targets, mask, taxonomy) == pytest.approx(-taxonomy.categories[0].cost_fp / 2)
+
+
+def test_report_uses_review_thresholds_for_utility_and_names_every_source(taxonomy):
+    rng = np.random.default_rng(0)
+    n, c = 400, len(taxonomy)
+    y = (rng.random((n, c)) < 0.2).astype(float)
+    p = np.clip(0.6 * y + 0.4 * rng.random((n, c)), 0, 1)
+    m = np.ones_like(y)
+    sources = ["a"] * 200 + ["b"] * 200
+    t = Thresholds(review=[0.5] * c, block=[0.9] * c)
+    report = evaluate_scores(p, y, m, sources, taxonomy, t)
+    assert set(report["per_source"]) == {"a", "b"}
+    expected_util = taxonomy.utility((p >= 0.5).astype(float), binarise(y), m).mean()
+    assert report["utility_per_item"] == pytest.approx(expected_util)
+    r = report["categories"]["toxic"]
+    yb = binarise(y[:, 0]).astype(bool)
+    assert r["recall_review"] == pytest.approx(((p[:, 0] >= 0.5) & yb).sum() / yb.sum())
+    assert r["precision_block"] == pytest.approx(((p[:, 0] >= 0.9) & yb).sum() / (p[:, 0] >= 0.9).sum())
+    assert r["threshold_review"] == 0.5 and r["threshold_block"] == 0.9
+    assert "| toxic |" in markdown_summary(report)
+    json.dumps(report)  # serialisable
+
+
+def test_thresholds_round_trip_and_refuse_missing_categories():
+    t = Thresholds(review=[0.2, 0.3], block=[0.8, 0.9], rules=[{"review_rule": "x"}, {"review_rule": "y"}])
+    data = t.to_json(["a", "b"])
+    assert data["a"] == {"review": 0.2, "block": 0.8, "review_rule": "x"}
+    back = Thresholds.from_json(data, ["a", "b"])
+    assert back.review == [0.2, 0.3] and back.block == [0.8, 0.9]
+    with pytest.raises(ValueError, match="missing categories"):
+        Thresholds.from_json(data, ["a", "b", "c"])
