@@ -1,10 +1,5 @@
-"""`moderate`: the command-line face of the toolkit.
-
-    moderate scan INPUT            score a file (or stdin) with a model package
-    moderate data stats            what the datasets hold, per source, split and category
-    moderate train sft             step 1: supervised fine-tuning of the policy
-    moderate eval CHECKPOINT       metrics, tuned thresholds, report and PR curves
-    moderate export CHECKPOINT     step 5: ONNX INT8 model package with a parity gate
+"""`moderate`: the command-line face of the toolkit. Each command parses its options, calls one function of
+the library, and prints; every project error becomes its documented exit code in one place (`App`).
 
 Heavy imports (torch, transformers) happen inside the commands that need them, so `moderate scan`
 starts fast and runs without torch installed.
@@ -12,26 +7,67 @@ starts fast and runs without torch installed.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(help="Content moderation you own: train, review, improve and run a moderation model on your own CPUs.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
-data_app = typer.Typer(help="Inspect the training datasets.", no_args_is_help=True)
-train_app = typer.Typer(help="Train models (step 1: supervised policy).", no_args_is_help=True)
-review_app = typer.Typer(help="Step 2: human review in Label Studio (server, queues, feedback, simulated reviewers).",
-                         no_args_is_help=True)
-app.add_typer(data_app, name="data")
-app.add_typer(train_app, name="train")
-registry_app = typer.Typer(help="Model versions, their metrics, promotion through the gate, rollback.", no_args_is_help=True)
-app.add_typer(review_app, name="review")
-app.add_typer(registry_app, name="registry")
+from moderation.errors import ModerationError
+
+
+class ExitCode:
+    """Documented exit codes (docs/scanning.md, 'Exit codes')."""
+
+    OK = 0
+    BAD_INPUT = 2  # unreadable/malformed input, bad option, invalid taxonomy or model package, server unreachable
+    ITEM_ERRORS = 3  # finished, but some items (scan lines, annotations) were skipped and reported
+    GATE_FAILED = 4  # export parity gate or promotion gate refused the model
+    INTERRUPTED = 130
+
+
+def fail(message: str, code: int = ExitCode.BAD_INPUT) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+class App(typer.Typer):
+    """A Typer whose commands turn the project's errors into a one-line message and their exit code."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorate(fn):
+            @functools.wraps(fn)
+            def run(*a, **k):
+                try:
+                    return fn(*a, **k)
+                except ModerationError as e:
+                    fail(str(e), e.exit_code)
+                except KeyboardInterrupt:
+                    fail("interrupted: what was done so far is kept", ExitCode.INTERRUPTED)
+
+            register(run)
+            return fn
+
+        return decorate
+
+
+def _app(help: str) -> App:
+    return App(help=help, no_args_is_help=True, pretty_exceptions_show_locals=False)
+
+
+app = _app("Content moderation you own: train, review, improve and run a moderation model on your own CPUs.")
+data_app = _app("Inspect the training datasets.")
+train_app = _app("Train models (step 1: supervised policy; 3: reward model; 4: RL).")
+review_app = _app("Step 2: human review in Label Studio (server, queues, feedback, simulated reviewers).")
+registry_app = _app("Model versions, their metrics, promotion through the gate, rollback.")
+for sub, name in ((data_app, "data"), (train_app, "train"), (review_app, "review"), (registry_app, "registry")):
+    app.add_typer(sub, name=name)
+
 
 @app.callback()
 def _quiet_libraries(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' own log lines and warnings (ONNX Runtime, transformers, torch).")] = False) -> None:
@@ -49,83 +85,68 @@ def _quiet_libraries(verbose: Annotated[bool, typer.Option("--verbose", "-v", he
         warnings.filterwarnings("ignore", module=r"(torch|transformers|onnxruntime|onnx|peft|onnxscript)(\.|$)")
 
 
+def say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
 DataDir = Annotated[Optional[Path], typer.Option(help="Folder holding the datasets (default: ../shared/datasets or $MODERATION_DATA_DIR).")]
 TaxonomyPath = Annotated[Optional[Path], typer.Option(help="Your own taxonomy TOML (default: the shipped one).")]
 Seed = Annotated[int, typer.Option(help="Random seed: splits stay fixed; sampling and initialisation follow it.")]
-
-
-class ExitCode:
-    """Documented exit codes (README, 'Exit codes')."""
-
-    OK = 0
-    BAD_INPUT = 2  # unreadable/malformed input, bad option, invalid taxonomy or model package
-    ITEM_ERRORS = 3  # scan finished with --on-error skip but some items were skipped
-    GATE_FAILED = 4  # export parity gate or promotion gate refused the model
-    INTERRUPTED = 130
-
-
-def fail(message: str, code: int = ExitCode.BAD_INPUT) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+ModelPath = Annotated[Optional[Path], typer.Option("--model", help="Model package folder (default: the shipped model, or $MODERATION_MODEL).")]
 
 
 def _taxonomy(path: Optional[Path]):
-    from moderation.taxonomy import TaxonomyError, load_taxonomy
+    from moderation.taxonomy import load_taxonomy
 
-    try:
-        return load_taxonomy(path)
-    except TaxonomyError as e:
-        fail(str(e))
+    return load_taxonomy(path)
 
 
-def _examples(data_dir: Optional[Path], taxonomy, sources: Optional[list[str]] = None):
+def _examples(data_dir: Optional[Path], taxonomy, split: Optional[str] = None):
     """The datasets with their fixed splits: `--seed` never moves the test split."""
-    from moderation.data import DataError, load_examples
+    from moderation.data import load_examples
 
-    try:
-        return load_examples(data_dir, sources=sources, taxonomy=taxonomy, seed=0)
-    except DataError as e:
-        fail(str(e))
+    examples = load_examples(data_dir, taxonomy=taxonomy, seed=0)
+    return examples if split is None else [e for e in examples if e.split == split]
 
 
-# ---------------------------------------------------------------- data
+def _read_rows(input: str, text_field: str = "text", id_field: Optional[str] = "id"):
+    from moderation.scan import detect_format, read_items
+
+    return [r for r in read_items(input, detect_format(input, None), text_field, id_field) if hasattr(r, "text")]
+
+
+def _print(*renderables) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    for r in renderables:
+        console.print(r)
+
+
+# ---------------------------------------------------------------- data and training
 
 
 @data_app.command("stats")
 def data_stats(data_dir: DataDir = None, taxonomy: TaxonomyPath = None) -> None:
     """Examples per source and split, and per category positives/labelled (soft label >= 0.5 counts as positive)."""
     from rich.console import Console
-    from rich.table import Table
 
-    from moderation.data import SOURCE_TABLE, stats
+    from moderation.data import stats_tables
 
     tax = _taxonomy(taxonomy)
-    examples = _examples(data_dir, tax)
-    table = Table(title=f"{len(examples)} examples after deduplication (cells: positives / labelled; blank = unknown, masked)")
-    table.add_column("source")
-    table.add_column("split")
-    table.add_column("n", justify="right")
-    for c in tax.names:
-        table.add_column(c, justify="right")
-    for row in stats(examples, tax.names):
-        table.add_row(row["source"], row["split"], str(row["n"]),
-                      *[(f"{row[c][0]}/{row[c][1]}" if row[c][1] else "") for c in tax.names])
-    console = Console()
-    console.print(table)
-    rules = Table(title="What each source may teach (moderation/data.py SOURCE_TABLE)")
-    for col in ("source", "judged", "assumed negative", "negative if clean", "license"):
-        rules.add_column(col)
-    for name, rule in SOURCE_TABLE.items():
-        rules.add_row(name, ", ".join(rule.labels), ", ".join(rule.assumed_negative), ", ".join(rule.negative_if_clean), rule.license)
-    console.print(rules)
-
-
-# ---------------------------------------------------------------- train
+    for table in stats_tables(_examples(data_dir, tax), tax.names):
+        Console().print(table)
 
 
 class Finetune(str, Enum):
     full = "full"
     lora = "lora"
+
+
+class BF16(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
 
 
 @train_app.command("sft")
@@ -137,38 +158,23 @@ def train_sft_cmd(
     lr: Annotated[Optional[float], typer.Option(help="Encoder learning rate (default 5e-5 full, 5e-4 LoRA).")] = None,
     max_per_source: Annotated[int, typer.Option(help="Examples per source per epoch (0 = all).")] = 8000,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke runs).")] = None,
-    bf16: Annotated[str, typer.Option(help="bf16 autocast: auto (when the CPU has native bf16), on, off.")] = "auto",
+    bf16: Annotated[BF16, typer.Option(help="bf16 autocast: auto (when the CPU has native bf16), on, off.")] = BF16.auto,
     resume: Annotated[bool, typer.Option(help="Resume from OUT/state if present.")] = True,
     exclude_source: Annotated[Optional[list[str]], typer.Option(help="Leave this source out of training and validation (repeat for several): for out-of-domain measurement.")] = None,
     context_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of short training texts also trained inside benign context (harm anywhere in a text).")] = 0.2,
     templates: Annotated[int, typer.Option(min=0, help="Hand-written template texts per family (moderation/templates.py); 0 = none.")] = 300,
-    data_dir: DataDir = None,
-    taxonomy: TaxonomyPath = None,
-    seed: Seed = 0,
+    data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 1: supervised fine-tuning of the policy on the shared datasets (masked soft-label BCE)."""
-    from moderation.policy import PolicyModel, set_seed
-    from moderation.sft import SFTConfig, train_sft
-    from moderation.training_set import TrainingSetConfig, build_training_set
+    from moderation.sft import SFTConfig, train_from_datasets
+    from moderation.training_set import TrainingSetConfig
 
-    if bf16 not in ("auto", "on", "off"):
-        fail(f"--bf16 must be auto, on or off, got {bf16!r}")
-    tax = _taxonomy(taxonomy)
-    examples = _examples(data_dir, tax)
-    try:
-        tcfg = TrainingSetConfig(exclude_sources=tuple(exclude_source or ()), context_fraction=context_fraction,
-                                 templates_per_family=templates, seed=seed)
-    except ValueError as e:
-        fail(str(e))
-    train, validation = build_training_set(examples, tcfg)
-    set_seed(seed)
-    model = PolicyModel.from_base(tax.names, finetune=finetune.value)
+    tcfg = TrainingSetConfig(exclude_sources=tuple(exclude_source or ()), context_fraction=context_fraction,
+                             templates_per_family=templates, seed=seed)
     cfg = SFTConfig(epochs=epochs, batch_size=batch_size, lr=lr or (5e-5 if finetune == Finetune.full else 5e-4),
-                    max_per_source=max_per_source or None, max_steps=max_steps, bf16=bf16, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "training_set.json").write_text(json.dumps({**asdict(tcfg), "train_examples": len(train),
-                                                       "validation_examples": len(validation)}, indent=2))
-    summary = train_sft(model, train, validation, out, cfg, resume=resume)
+                    max_per_source=max_per_source or None, max_steps=max_steps, bf16=bf16.value, seed=seed)
+    tax = _taxonomy(taxonomy)
+    summary = train_from_datasets(out, _examples(data_dir, tax), tax.names, tcfg, cfg, finetune=finetune.value, resume=resume)
     if summary["interrupted"]:
         raise typer.Exit(ExitCode.INTERRUPTED)
     typer.echo(json.dumps({k: summary[k] for k in ("best_epoch", "best_val_macro_auprc", "train_seconds", "stopped_early")}))
@@ -181,24 +187,13 @@ def train_reward_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the reward model and its report.")] = Path("runs/reward"),
     holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Share of reviewed items held out for pairwise accuracy.")] = 0.2,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the preference pairs.")] = 60,
-    taxonomy: TaxonomyPath = None,
-    seed: Seed = 0,
+    taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 3: Bradley-Terry reward model on the store's preference pairs; held-out accuracy vs two baselines."""
-    from moderation.feedback import FeedbackStore
-    from moderation.improve import ImproveConfig, fit_reward, split_items
-    from moderation.policy import PolicyModel
+    from moderation.improve import ImproveConfig, train_reward_from_store
 
-    tax = _taxonomy(taxonomy)
     cfg = ImproveConfig(holdout=holdout, reward_epochs=epochs, seed=seed)
-    train_js, held_js = split_items(FeedbackStore(store, tax.names).judgments(), holdout, seed)
-    try:
-        model, report = fit_reward(PolicyModel.load(policy), train_js, held_js, tax, cfg, log=lambda m: typer.echo(m, err=True))
-    except ValueError as e:
-        fail(f"{store}: {e}")
-    model.save(out)
-    (out / "reward_report.json").write_text(json.dumps(report, indent=2))
-    typer.echo(json.dumps(report))
+    typer.echo(json.dumps(train_reward_from_store(store, policy, out, _taxonomy(taxonomy), cfg, log=say)))
 
 
 @train_app.command("rl")
@@ -214,39 +209,21 @@ def train_rl_cmd(
     group_size: Annotated[int, typer.Option(min=2, help="Label sets sampled per text (G).")] = 8,
     kl_beta: Annotated[float, typer.Option(min=0.0, help="Weight of the exact KL to the reference policy.")] = 0.05,
     lr: Annotated[float, typer.Option(help="LoRA learning rate.")] = 1e-4,
-    data_dir: DataDir = None,
-    taxonomy: TaxonomyPath = None,
-    seed: Seed = 0,
+    data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 4: policy-gradient fine-tuning (LoRA) against the reward model, with a KL leash and a reward-hacking guard."""
-    from moderation.feedback import FeedbackStore
-    from moderation.improve import ImproveConfig, embedding_table, feedback_data, rl_on_feedback
-    from moderation.policy import PolicyModel
-    from moderation.reward import RewardModel
+    from moderation.improve import ImproveConfig, rl_from_store
     from moderation.rl import RLConfig
 
     tax = _taxonomy(taxonomy)
+    texts = [e.text for e in _examples(data_dir, tax, "train")] if pool is None else [r.text for r in _read_rows(pool)]
     cfg = ImproveConfig(holdout=holdout, seed=seed, rl=RLConfig(steps=steps, group_size=group_size, kl_beta=kl_beta, lr=lr))
-    fb = feedback_data(FeedbackStore(store, tax.names).judgments(), len(tax), holdout, seed, _pool_texts(pool, data_dir, tax),
-                       pool_size)
-    if not fb.held_texts:
-        fail(f"{store}: no held-out reviewed items to measure RL against; pull more reviews first")
-    pol = PolicyModel.load(policy)
-    typer.echo("embedding the pool and held-out texts for the reward model…", err=True)
-    embed = embedding_table(pol, fb.rl_pool + fb.held_texts)
-    hist = rl_on_feedback(pol, RewardModel.load(reward), embed, fb.rl_pool, fb.held_texts, fb.held_gold, tax, cfg, out_dir=out,
-                          log=lambda msg: typer.echo(msg, err=True))
+    hist = rl_from_store(store, policy, reward, out, texts, pool_size, tax, cfg, log=say)
     typer.echo(json.dumps({"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                            "final": hist.rows[-1], "out": str(out)}))
 
 
-def _pool_texts(pool: Optional[str], data_dir: Optional[Path], tax) -> list[str]:
-    if pool is None:
-        return [e.text for e in _examples(data_dir, tax) if e.split == "train"]
-    return [r.text for r in _read_rows(pool)]
-
-
-# ---------------------------------------------------------------- scan
+# ---------------------------------------------------------------- scan, eval, check, export
 
 
 class OnError(str, Enum):
@@ -263,12 +240,12 @@ class Engine(str, Enum):
 def scan(
     input: Annotated[str, typer.Argument(help="File to scan (.jsonl, .csv, .txt, .parquet, optionally .gz), or - for stdin.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Where results go (.jsonl or .csv); - for stdout.")] = "-",
-    model: Annotated[Optional[Path], typer.Option(help="Model package folder (default: the shipped model, or $MODERATION_MODEL).")] = None,
+    model: ModelPath = None,
     format: Annotated[Optional[str], typer.Option("--format", help="Input format when the name does not say: jsonl, csv, txt, parquet.")] = None,
     text_field: Annotated[str, typer.Option(help="JSONL key / CSV or Parquet column holding the text.")] = "text",
     id_field: Annotated[Optional[str], typer.Option(help="Key / column holding the item id (default: the line number).")] = "id",
     only_flagged: Annotated[bool, typer.Option(help="Write only items flagged in some category.")] = False,
-    on_error: Annotated[OnError, typer.Option(help="fail: stop at the first bad item. skip: write it to the errors file and go on.")] = OnError.fail,
+    on_error: Annotated[OnError, typer.Option(help="fail: stop at the first bad item (rows before it are kept). skip: write it to the errors file and go on.")] = OnError.fail,
     errors: Annotated[Optional[Path], typer.Option(help="Errors file for --on-error skip (default: OUT.errors.jsonl, or scan-errors.jsonl).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per ONNX Runtime call.")] = 32,
     threads: Annotated[Optional[int], typer.Option(min=1, help="ONNX Runtime threads (default: all cores).")] = None,
@@ -286,123 +263,42 @@ def scan(
     Exit codes: 0 done; 2 bad input or model (message names file and line); 3 done, but --on-error skip
     skipped items; 130 interrupted.
     """
-    from moderation.package import ModelPackageError
-    from moderation.runtime import Moderator
-    from moderation.scan import ResultWriter, ScanError, ScoreCache, detect_format, read_items, resume_point, scan as run_scan
+    from moderation.scan import scan_file, summary_table
 
-    try:
-        fmt = detect_format(input, format)
-        out_fmt = "csv" if out.lower().endswith(".csv") else "jsonl"
-        if resume and (out == "-" or out_fmt != "jsonl"):
-            raise ScanError("--resume needs a JSONL output file (--out results.jsonl)")
-        start_after = resume_point(Path(out)) if resume else 0
-        moderator = Moderator.load(model, threads=threads, batch_size=batch_size, max_chars=max_chars)
-    except (ScanError, ModelPackageError, ValueError, RuntimeError) as e:
-        fail(str(e))
-    if start_after:
-        typer.echo(f"resuming after input line {start_after}", err=True)
-    items = read_items(input, fmt, text_field=text_field, id_field=id_field or None)
-    mode = "a" if resume else "w"
-    out_stream = sys.stdout if out == "-" else open(out, mode, encoding="utf-8", newline="")
-    err_path = errors or (Path(f"{out}.errors.jsonl") if out != "-" else Path("scan-errors.jsonl"))
-    err_stream = open(err_path, mode, encoding="utf-8") if on_error == OnError.skip else None
-    writer = ResultWriter(out_stream, out_fmt, moderator.categories)
-    options = dict(on_error=on_error.value, errors_stream=err_stream, only_flagged=only_flagged, source=input,
-                   progress=progress, start_after=start_after, durable=fsync and out != "-")
-    cache = ScoreCache(cache_size) if cache_size else None
-    try:
-        if engine == Engine.ray:
-            from moderation.scan_ray import scan_with_ray
-
-            summary = scan_with_ray(moderator, input, fmt, writer, text_field=text_field, id_field=id_field or None,
-                                    workers=workers, threads=threads, address=ray_address, cache_size=cache_size, **options)
-        else:
-            summary = run_scan(moderator, items, writer, cache=cache, **options)
-    except ScanError as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        typer.secho("interrupted: results so far are in the output", err=True)
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    finally:
-        if out_stream is not sys.stdout:
-            out_stream.close()
-        if err_stream is not None:
-            err_stream.close()
-    _print_scan_summary(summary, moderator, out, err_path if summary.skipped else None)
-    if cache is not None and cache.hits and engine == Engine.local:
-        typer.echo(f"cache: {cache.hits} repeated texts reused their scores ({cache.misses} scored)", err=True)
-    if summary.skipped:
+    run = scan_file(input, out, model=model, fmt=format, text_field=text_field, id_field=id_field, only_flagged=only_flagged,
+                    on_error=on_error.value, errors=errors, batch_size=batch_size, threads=threads, max_chars=max_chars,
+                    progress=progress, resume=resume, fsync=fsync, cache_size=cache_size, engine=engine.value, workers=workers,
+                    ray_address=ray_address, log=say)
+    table, decisions = summary_table(run)
+    _print(table, decisions + (f"; output: {out}" if out != "-" else ""))
+    if run.errors_path:
+        _print(f"[yellow]{run.summary.skipped} bad item(s) skipped; see {run.errors_path}[/yellow]")
+    if run.cache is not None and run.cache.hits:
+        say(f"cache: {run.cache.hits} repeated texts reused their scores ({run.cache.misses} scored)")
+    if run.summary.skipped:
         raise typer.Exit(ExitCode.ITEM_ERRORS)
 
 
-def _print_scan_summary(summary, moderator, out: str, err_path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(stderr=True)
-    table = Table(title=f"{summary.scored} texts scored in {summary.seconds:.1f}s ({summary.texts_per_second:.0f} texts/s), "
-                        f"model {moderator.version}")
-    table.add_column("category")
-    table.add_column("flagged", justify="right")
-    table.add_column("share", justify="right")
-    for c in moderator.categories:
-        n = summary.per_category.get(c, 0)
-        table.add_row(c, str(n), f"{n / summary.scored:.1%}" if summary.scored else "—")
-    console.print(table)
-    console.print(f"decisions: allow {summary.decisions.get('allow', 0)}, review {summary.decisions.get('review', 0)}, "
-                  f"block {summary.decisions.get('block', 0)}; flagged {summary.flagged}"
-                  + (f"; output: {out}" if out != "-" else ""))
-    if err_path:
-        console.print(f"[yellow]{summary.skipped} bad item(s) skipped; see {err_path}[/yellow]")
-
-
-# ---------------------------------------------------------------- eval / export
+class EvalSplit(str, Enum):
+    test = "test"
+    validation = "validation"
 
 
 @app.command("eval")
 def eval_cmd(
     model: Annotated[Path, typer.Argument(help="A policy checkpoint (from `train sft`) or a model package (from `export`).")],
     out: Annotated[Path, typer.Option(help="Report folder: report.json, report.md, pr_curves.png.")] = Path("runs/eval"),
-    split: Annotated[str, typer.Option(help="Split to measure on: test or validation.")] = "test",
-    data_dir: DataDir = None,
-    taxonomy: TaxonomyPath = None,
-    seed: Seed = 0,
+    split: Annotated[EvalSplit, typer.Option(help="Split to measure on: test or validation.")] = EvalSplit.test,
+    data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Per-category AUPRC, ROC-AUC, F1 at tuned thresholds and calibration error, overall and per source.
 
     Thresholds are tuned on the validation split with the same model, then applied to SPLIT.
     """
-    from moderation.data import label_matrix
-    from moderation.evaluate import evaluate_examples, plot_pr_curves, tune_on_validation, write_report
+    from moderation.evaluate import evaluate_model
 
-    if split not in ("test", "validation"):
-        fail("--split must be test or validation")
-    if (model / "manifest.json").is_file():  # the torch-free path: a package needs no seed and no torch
-        from moderation.runtime import Moderator
-
-        runtime = Moderator.load(model)
-        tax = runtime.taxonomy if taxonomy is None else _taxonomy(taxonomy)
-        score = runtime.score
-    elif (model / "policy_config.json").is_file():
-        from moderation.policy import PolicyModel, set_seed
-
-        set_seed(seed)
-        policy = PolicyModel.load(model)
-        tax = _taxonomy(taxonomy)
-        score = lambda texts: policy.predict_proba(texts, progress=True)  # noqa: E731
-    else:
-        fail(f"{model}: neither a model package (manifest.json) nor a policy checkpoint (policy_config.json)")
-    examples = _examples(data_dir, tax)
-    val = [e for e in examples if e.split == "validation"]
-    target = [e for e in examples if e.split == split]
-    typer.echo(f"scoring {len(val)} validation texts to tune thresholds, then {len(target)} {split} texts…", err=True)
-    thresholds = tune_on_validation(score, val, tax)
-    report, probs = evaluate_examples(score, target, tax, thresholds)
-    report.update(model=str(model), split=split, thresholds=thresholds.to_json(tax.names))
-    write_report(report, out, f"Evaluation of {model} on the {split} split")
-    y, m = label_matrix(target, tax.names)
-    plot_pr_curves(probs, y, m, tax, out / "pr_curves.png")
-    typer.echo((out / "report.md").read_text())
+    tax = _taxonomy(taxonomy) if taxonomy else None
+    typer.echo(evaluate_model(model, split.value, out, tax, data_dir, seed, log=say))
 
 
 @app.command("check")
@@ -414,14 +310,9 @@ def check_cmd(
     """Run the behavioural suite (threats, self-harm, identity mentions, negation, counter-speech, figurative
     language, obfuscation, harm inside long texts, spam, misinformation) and print the pass rate per capability."""
     from moderation.behavioural import cases, run_suite
-    from moderation.package import ModelPackageError
     from moderation.runtime import Moderator
 
-    try:
-        mod = Moderator.load(model)
-    except ModelPackageError as e:
-        fail(str(e))
-    report = run_suite(mod, cases())
+    report = run_suite(Moderator.load(model), cases())
     for cap, r in report["capabilities"].items():
         typer.echo(f"{cap:34s} {r['passed']:3d}/{r['n']:<3d} {r['pass_rate']:6.1%}")
     typer.echo(f"{'all':34s} {report['passed']:3d}/{report['n']:<3d} {report['pass_rate']:6.1%}")
@@ -432,33 +323,35 @@ def check_cmd(
         fail(f"capabilities below {min_pass:.0%}: {', '.join(weak)}", ExitCode.GATE_FAILED)
 
 
+class Quantization(str, Enum):
+    int8 = "int8"
+    int8_weights = "int8-weights"
+    int8_dynamic = "int8-dynamic"
+    none = "none"
+
+
 @app.command("export")
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Policy checkpoint folder (from `train sft` or `train rl`).")],
     out: Annotated[Path, typer.Option(help="Model package folder to write.")] = Path("models/candidate"),
     version: Annotated[str, typer.Option(help="Version recorded in the manifest and card.")] = "0.1.0",
     optimize: Annotated[bool, typer.Option(help="Fuse attention/LayerNorm/GELU with ORT's transformer optimizer.")] = True,
-    quantization: Annotated[str, typer.Option(help="int8 (INT8 weights and INT8 products, activations quantized per block; default), int8-weights (INT8 weights, fp32 compute: more exact, ~30% slower), int8-dynamic (fastest, scores depend on batch-mates, usually refused by the gate) or none.")] = "int8",
+    quantization: Annotated[Quantization, typer.Option(help="int8 (INT8 weights and INT8 products, activations quantized per block; default), int8-weights (INT8 weights, fp32 compute: more exact, ~30% slower), int8-dynamic (fastest, scores depend on batch-mates, usually refused by the gate) or none.")] = Quantization.int8,
     parity_examples: Annotated[int, typer.Option(min=10, help="Validation texts compared torch vs ONNX.")] = 2000,
-    data_dir: DataDir = None,
-    taxonomy: TaxonomyPath = None,
-    seed: Seed = 0,
+    data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 5: ONNX model package in INT8, refused if any category's AUPRC drops > 0.005 or a probability moves > 0.1 (0.02 for the other modes)."""
-    from moderation.export import ExportConfig, ParityError, export_package
+    from moderation.export import ExportConfig, export_package
     from moderation.policy import set_seed
 
-    set_seed(seed)
     if not (checkpoint / "policy_config.json").is_file():
         fail(f"{checkpoint}: not a policy checkpoint (no policy_config.json)")
+    set_seed(seed)
+    cfg = ExportConfig(version=version, optimize=optimize, quantization=quantization.value, parity_examples=parity_examples)
     tax = _taxonomy(taxonomy)
     examples = _examples(data_dir, tax)
-    cfg = ExportConfig(version=version, optimize=optimize, quantization=quantization, parity_examples=parity_examples)
-    try:
-        manifest = export_package(checkpoint, out, tax, [e for e in examples if e.split == "validation"],
-                                  [e for e in examples if e.split == "test"], cfg)
-    except ParityError as e:
-        fail(str(e), ExitCode.GATE_FAILED)
+    manifest = export_package(checkpoint, out, tax, [e for e in examples if e.split == "validation"],
+                              [e for e in examples if e.split == "test"], cfg)
     typer.echo(json.dumps({"package": str(out), "version": manifest["version"], "parity": manifest["parity"],
                            "test_macro_auprc": manifest["test_macro_auprc"]}))
 
@@ -473,26 +366,20 @@ LSUrl = Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (d
 
 def _review_client(ls_dir: Optional[Path], url: Optional[str]):
     from labeling.client import connect
-    from labeling.server import LabelStudioError, data_dir, load_credentials, status
+    from labeling.server import data_dir, load_credentials, status
 
-    try:
-        running = status(ls_dir)
-        creds = load_credentials(data_dir(ls_dir), url or (running.get("url") if running.get("running") else None))
-        return connect(creds), creds
-    except LabelStudioError as e:
-        fail(str(e))
+    running = status(ls_dir)
+    creds = load_credentials(data_dir(ls_dir), url or (running.get("url") if running.get("running") else None))
+    return connect(creds), creds
 
 
 @review_app.command("serve")
 def review_serve(ls_dir: LSDir = None, port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
                  host: Annotated[str, typer.Option(help="Interface; keep loopback unless you know why.")] = "127.0.0.1") -> None:
     """Start a local Label Studio (offline, loopback) and print how to log in. A second start reuses the data."""
-    from labeling.server import LabelStudioError, data_dir, start
+    from labeling.server import data_dir, start
 
-    try:
-        creds = start(ls_dir, host=host, port=port, log=lambda m: typer.echo(m, err=True))
-    except LabelStudioError as e:
-        fail(str(e))
+    creds = start(ls_dir, host=host, port=port, log=say)
     typer.echo(f"Label Studio is up at {creds.url}\n  log in as {creds.username}; the password and API token are in "
                f"{data_dir(ls_dir) / 'credentials.json'} (or your LABEL_STUDIO_* environment variables)\n"
                f"  stop it with: moderate review stop\n"
@@ -539,59 +426,30 @@ def review_push(
     split: Annotated[PushSplit, typer.Option(help="Dataset split to draw from when no INPUT is given (test is refused: it is for reporting only).")] = PushSplit.train,
     pool: Annotated[int, typer.Option(min=0, help="Score a random sample of this many candidates and choose among them (0: score every candidate; the train split has ~60k, ~10 min).")] = 5000,
     only_simulatable: Annotated[bool, typer.Option(help="Draw only items that `review simulate` can review (datasets that kept each annotator's labels); for trying the loop without people.")] = False,
-    model: Annotated[Optional[Path], typer.Option(help="Model package proposing labels (default: the shipped one).")] = None,
-    project: Project = "Moderation review",
+    model: ModelPath = None, project: Project = "Moderation review",
     text_field: Annotated[str, typer.Option(help="Text key/column of INPUT.")] = "text",
     id_field: Annotated[str, typer.Option(help="Id key/column of INPUT.")] = "id",
     ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
 ) -> None:
     """Choose items with a strategy and push them as review tasks with K proposals (pushing twice adds nothing)."""
-    import numpy as np
-    from tqdm import tqdm
-
-    from labeling.queue import QueueItem, ensure_project, push, select
-    from labeling.server import LabelStudioError
-    from moderation.package import ModelPackageError
+    from labeling.queue import push_for_review
     from moderation.runtime import Moderator
-    from moderation.scan import ScanError, detect_format, read_items
 
-    try:
-        mod = Moderator.load(model)
-    except ModelPackageError as e:
-        fail(str(e))
-    client, creds = _review_client(ls_dir, url)  # before the scoring: a server that is down fails in a second
     if input is not None and only_simulatable:
         fail("--only-simulatable draws from the datasets; it cannot be combined with an INPUT file")
+    mod = Moderator.load(model)
+    client, creds = _review_client(ls_dir, url)  # before the scoring: a server that is down fails in a second
     if input is None:
-        candidates = [e for e in _examples(data_dir, mod.taxonomy) if e.split == split.value and (e.annotators or not only_simulatable)]
-        ids, texts, sources = [e.id for e in candidates], [e.text for e in candidates], [e.source for e in candidates]
+        rows = [e for e in _examples(data_dir, mod.taxonomy, split.value) if e.annotators or not only_simulatable]
+        ids, texts, sources = [e.id for e in rows], [e.text for e in rows], [e.source for e in rows]
     else:
-        try:
-            rows = [r for r in read_items(input, detect_format(input, None), text_field, id_field) if hasattr(r, "text")]
-        except ScanError as e:
-            fail(str(e))
+        rows = _read_rows(input, text_field, id_field)
         ids, texts, sources = [r.id for r in rows], [r.text for r in rows], [input] * len(rows)
-    if pool and len(texts) > pool:
-        keep = np.sort(np.random.default_rng(seed).choice(len(texts), pool, replace=False))
-        typer.echo(f"drawing a random pool of {pool} of the {len(texts)} candidates (--pool 0 scores them all)", err=True)
-        ids, texts, sources = [ids[i] for i in keep], [texts[i] for i in keep], [sources[i] for i in keep]
-    scores = []
-    with tqdm(total=len(texts), desc="scoring candidates", unit=" texts", file=sys.stderr, dynamic_ncols=True) as bar:
-        for i in range(0, len(texts), 256):
-            scores.extend(mod.score(texts[i : i + 256]))
-            bar.update(len(texts[i : i + 256]))
-    items = [QueueItem(i, t, s, src) for i, t, s, src in zip(ids, texts, scores, sources)]
-    chosen = select(items, n, strategy.value, mod.review_thresholds, k=k, seed=seed)
-    try:
-        proj = ensure_project(client, creds.url, project, mod.taxonomy)
-        result = push(client, creds.url, proj.id, chosen, mod.taxonomy, mod.version, mod.review_thresholds, k=k, seed=seed)
-    except LabelStudioError as e:
-        fail(str(e))
-    typer.echo(json.dumps({"project": proj.id, "strategy": strategy.value, "scored": len(texts), **result}))
-    typer.echo(f"{result['created']} new task(s) in project {project!r} ({result['already_present']} already there).\n"
-               f"  review them at {creds.url}/projects/{proj.id}/data (log in as {creds.username})\n"
-               f"  then: moderate review pull --project {json.dumps(project)}   (or let simulated reviewers work: "
-               f"moderate review simulate)", err=True)
+    result = push_for_review(client, creds.url, project, mod, ids, texts, sources, n, strategy.value, k, pool, seed, log=say)
+    typer.echo(json.dumps(result))
+    say(f"{result['created']} new task(s) in project {project!r} ({result['already_present']} already there).\n"
+        f"  review them at {creds.url}/projects/{result['project']}/data (log in as {creds.username})\n"
+        f"  then: moderate review pull --project {json.dumps(project)}   (or let simulated reviewers work: moderate review simulate)")
 
 
 @review_app.command("pull")
@@ -601,23 +459,13 @@ def review_pull(project: Project = "Moderation review", store: StoreDir = Path("
 
     Exit code 3 when some annotations were rejected (each is reported; the valid ones are stored).
     """
-    from labeling.annotations import export_tasks, tasks_to_judgments
-    from labeling.queue import ensure_project
-    from labeling.server import LabelStudioError
+    from labeling.annotations import pull_feedback
     from moderation.feedback import FeedbackStore
 
     tax = _taxonomy(taxonomy)
     client, creds = _review_client(ls_dir, url)
-    try:
-        proj = ensure_project(client, creds.url, project, tax)
-        tasks = export_tasks(client, creds.url, proj.id)
-    except LabelStudioError as e:
-        fail(str(e))
-    judgments, rejected = tasks_to_judgments(tasks, tax)
-    fb = FeedbackStore(store, tax.names)
-    new = fb.add(judgments)
-    typer.echo(json.dumps({"tasks": len(tasks), "annotations": len(judgments) + len(rejected), "new": new,
-                           "rejected": len(rejected), "store": str(store), **fb.stats()}))
+    summary, rejected = pull_feedback(client, creds.url, project, tax, FeedbackStore(store, tax.names))
+    typer.echo(json.dumps(summary))
     for r in rejected:
         typer.secho(f"rejected: {r}", fg=typer.colors.YELLOW, err=True)
     if rejected:
@@ -638,23 +486,21 @@ def review_simulate(project: Project = "Moderation review",
     the others stay open for people, and the output says why each was left.
     """
     from labeling.queue import ensure_project
-    from labeling.server import LabelStudioError
     from labeling.simulate import simulatable_examples, simulate
 
     tax = _taxonomy(taxonomy)
     examples = _examples(data_dir, tax)
     client, creds = _review_client(ls_dir, url)
+    proj = ensure_project(client, creds.url, project, tax)
     try:
-        proj = ensure_project(client, creds.url, project, tax)
         result = simulate(client, creds.url, proj.id, simulatable_examples(examples), tax, reviewers=reviewers, per_item=per_item,
                           noise=noise, limit=limit, seed=seed, known_sources={e.id: e.source for e in examples})
-    except (LabelStudioError, ValueError) as e:
+    except ValueError as e:
         fail(str(e))
     typer.echo(json.dumps(result))
     for reason, count in result["not_simulatable_reasons"].items():
-        typer.echo(f"left open for human reviewers: {count} task(s): {reason}", err=True)
-    typer.echo(f"{result['annotations']} simulated review(s) submitted; next: moderate review pull --project {json.dumps(project)}",
-               err=True)
+        say(f"left open for human reviewers: {count} task(s): {reason}")
+    say(f"{result['annotations']} simulated review(s) submitted; next: moderate review pull --project {json.dumps(project)}")
 
 
 @review_app.command("stats")
@@ -668,9 +514,7 @@ def review_stats(store: StoreDir = Path("data/feedback"), taxonomy: TaxonomyPath
 
     tax = _taxonomy(taxonomy)
     fb = FeedbackStore(store, tax.names)
-    js = fb.judgments()
-    alpha = agreement(js, tax.names)
-    tp = throughput(js)
+    alpha, tp = agreement(fb.judgments(), tax.names), throughput(fb.judgments())
     table = Table(title=f"{tp['reviewed']} reviews of {tp['items']} items ({tp['skipped']} skipped); "
                         f"{tp['items_per_hour'] or 0:.0f} reviews per reviewer-hour")
     table.add_column("category")
@@ -686,7 +530,7 @@ def review_stats(store: StoreDir = Path("data/feedback"), taxonomy: TaxonomyPath
 
 @app.command("serve")
 def serve_cmd(
-    model: Annotated[Optional[Path], typer.Option(help="Model package folder (default: the shipped model, or $MODERATION_MODEL).")] = None,
+    model: ModelPath = None,
     host: Annotated[str, typer.Option(help="Interface to bind; keep loopback unless a proxy with TLS sits in front.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
     store: Annotated[Optional[Path], typer.Option(help="Feedback store for Label Studio webhooks (omit to refuse them).")] = None,
@@ -702,7 +546,6 @@ def serve_cmd(
     """
     import os
 
-    from moderation.package import ModelPackageError
     from moderation.serve import TOKEN_ENV, ServeConfig, serve
 
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -710,11 +553,8 @@ def serve_cmd(
     if not os.environ.get(TOKEN_ENV):
         typer.secho(f"warning: {TOKEN_ENV} is not set, so every route is open to anyone who can reach "
                     f"{host}:{port}; set it to require `Authorization: Bearer <token>`", fg=typer.colors.YELLOW, err=True)
-    try:
-        serve(model, host=host, port=port, store_dir=store, threads=threads,
-              config=ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_chars=max_chars))
-    except ModelPackageError as e:
-        fail(str(e))
+    serve(model, host=host, port=port, store_dir=store, threads=threads,
+          config=ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_chars=max_chars))
 
 
 # ---------------------------------------------------------------- registry and the loop
@@ -723,12 +563,9 @@ RegistryDir = Annotated[Optional[Path], typer.Option("--registry", help="Registr
 
 
 def _registry(root: Optional[Path]):
-    from moderation.registry import Registry, RegistryError
+    from moderation.registry import Registry
 
-    try:
-        return Registry(root)
-    except RegistryError as e:
-        fail(str(e))
+    return Registry(root)
 
 
 @registry_app.command("list")
@@ -738,31 +575,20 @@ def registry_list(registry: RegistryDir = None,
     from dataclasses import asdict
 
     from rich.console import Console
-    from rich.table import Table
+
+    from moderation.registry import listing
 
     reg = _registry(registry)
-    prod = reg.production()
     if as_json:
+        prod = reg.production()
         typer.echo(json.dumps({"production": prod.version if prod else None, "history": reg.history,
                                "versions": [asdict(v) for v in reg.list()]}, indent=2))
         return
-    # Fits 80 columns: one short row per version, the gate's reasons on their own lines below the table.
-    table = Table(title=f"production: {prod.version if prod else '(none)'}  ({reg.root})", title_justify="left")
-    for col, kw in (("version", {}), ("status", {}), ("parent", {}), ("created", {}), ("AUPRC", {"justify": "right"}),
-                    ("utility", {"justify": "right"}), ("gate", {})):
-        table.add_column(col, no_wrap=True, **kw)
-    refused = []
-    for v in reg.list():
-        m = v.metrics
-        gate = "" if v.gate is None else ("passed" if v.gate["passed"] else "refused")
-        if v.gate is not None and not v.gate["passed"]:
-            refused.append((v.version, v.gate["reasons"]))
-        table.add_row(v.version + (" *" if prod and v.version == prod.version else ""), v.status, v.parent or "",
-                      v.created[:10], f"{m.get('macro_auprc', float('nan')):.3f}", f"{m.get('utility_cost_optimal', float('nan')):.3f}", gate)
+    table, refused = listing(reg)
     console = Console(width=min(Console().width, 80))
     console.print(table)
-    for version, reasons in refused:
-        console.print(f"{version} refused: " + "; ".join(reasons), soft_wrap=False)
+    for line in refused:
+        console.print(line, soft_wrap=False)
     console.print("details and package paths: moderate registry list --json")
 
 
@@ -775,33 +601,17 @@ def registry_add(
     registry: RegistryDir = None, data_dir: DataDir = None,
 ) -> None:
     """Register a package with its test metrics (measured now if its export report predates them)."""
-    from moderation.package import ModelPackageError, read_manifest
-    from moderation.registry import RegistryError, has_utility, package_metrics
+    from moderation.registry import add_package
 
     reg = _registry(registry)
-    try:
-        manifest = read_manifest(package)
-        version = version or manifest["version"]
-        test = None
-        if not has_utility(package):
-            tax = _taxonomy(package / "taxonomy.toml")
-            test = [e for e in _examples(data_dir, tax) if e.split == "test"]
-            typer.echo(f"measuring {package} on {len(test)} test texts…", err=True)
-        v = reg.add(version, package, package_metrics(package, test), checkpoint=checkpoint)
-        typer.echo(f"registered {v.version}: macro AUPRC {v.metrics['macro_auprc']:.4f}, utility {v.metrics['utility_cost_optimal']:.4f}")
-    except (ModelPackageError, RegistryError) as e:
-        fail(str(e))
+    v = add_package(reg, package, checkpoint, version, lambda tax: _examples(data_dir, tax, "test"), log=say)
+    typer.echo(f"registered {v.version}: macro AUPRC {v.metrics['macro_auprc']:.4f}, utility {v.metrics['utility_cost_optimal']:.4f}")
     if promote:
-        _promote(reg, version, force=False)
+        _promote(reg, v.version, force=False)
 
 
 def _promote(reg, version: str, force: bool) -> None:
-    from moderation.registry import RegistryError
-
-    try:
-        result = reg.promote(version, force=force)
-    except RegistryError as e:
-        fail(str(e))
+    result = reg.promote(version, force=force)
     if result.passed:
         typer.echo(f"{version} is in production ({'; '.join(result.reasons) or 'gate passed'})")
     elif force:
@@ -821,14 +631,8 @@ def registry_promote(version: Annotated[str, typer.Argument(help="Registered ver
 @registry_app.command("rollback")
 def registry_rollback(registry: RegistryDir = None) -> None:
     """Put the previous production version back."""
-    from moderation.registry import RegistryError
-
     reg = _registry(registry)
-    try:
-        back = reg.rollback()
-    except RegistryError as e:
-        fail(str(e))
-    typer.echo(f"production is {back.version} again ({reg.root / 'production'})")
+    typer.echo(f"production is {reg.rollback().version} again ({reg.root / 'production'})")
 
 
 class Method(str, Enum):
@@ -852,50 +656,23 @@ def loop_cmd(
     ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
 ) -> None:
     """One iteration: select, push, review, pull, reward model, RL, export, and promote only if the gate passes."""
-    from labeling.server import LabelStudioError
-    from moderation.feedback import FeedbackStore
     from moderation.improve import ImproveConfig
-    from moderation.loop import LoopConfig, run_iteration, verdict
+    from moderation.loop import LoopConfig, run_from_registry, verdict
     from moderation.rl import RLConfig
 
-    reg = _registry(registry)
-    prod = reg.production()
-    if prod is None:
-        fail(f"{reg.root}: no production model yet; first `moderate registry add models/default --checkpoint CHECKPOINT`")
-    tax = _taxonomy(reg.resolve(prod.package) / "taxonomy.toml")
-    examples = _examples(data_dir, tax)
-    if input is not None:
-        from moderation.data import Example
-
-        rows = _read_rows(input)
-        candidates = [Example(id=r.id, text=r.text, source=input, split="candidate", labels={}) for r in rows]
-    else:
-        candidates = [e for e in examples if e.split == "validation" and (e.annotators or not simulate)]
     cfg = LoopConfig(project=project, n=n, strategy=strategy.value, simulate=simulate, wait_seconds=wait * 60, method=method.value,
                      improve=ImproveConfig(rl=RLConfig(steps=rl_steps, kl_beta=kl_beta)), seed=seed)
     client, creds = _review_client(ls_dir, url)
-    try:
-        report = run_iteration(cfg, client, creds.url, reg, FeedbackStore(store, tax.names), examples, tax, candidates,
-                               policy_checkpoint=policy, log=lambda m: typer.echo(m, err=True))
-    except (LabelStudioError, RuntimeError, ValueError) as e:
-        fail(str(e))
+    rows = _read_rows(input) if input is not None else None
+    report = run_from_registry(cfg, client, creds.url, _registry(registry), store, data_dir, rows, input, policy, log=say)
     typer.echo(json.dumps({k: report.get(k) for k in ("version", "parent", "promoted", "gate", "export", "reward_model", "timings",
                                                       "seconds")}, default=float))
-    export = report.get("export") or {}
-    if "int8_refused" in export:
-        typer.secho(f"INT8 export refused by the parity gate, exported in fp32: {export['int8_refused']}", fg=typer.colors.YELLOW, err=True)
+    if "int8_refused" in (report.get("export") or {}):
+        typer.secho(f"INT8 export refused by the parity gate, exported in fp32: {report['export']['int8_refused']}",
+                    fg=typer.colors.YELLOW, err=True)
     typer.secho("\n" + verdict(report), fg=typer.colors.GREEN if report.get("promoted") else typer.colors.YELLOW, err=True)
     if not report.get("promoted"):
         raise typer.Exit(ExitCode.GATE_FAILED)
-
-
-def _read_rows(input: str):
-    from moderation.scan import ScanError, detect_format, read_items
-
-    try:
-        return [r for r in read_items(input, detect_format(input, None), "text", "id") if hasattr(r, "text")]
-    except ScanError as e:
-        fail(str(e))
 
 
 def main() -> None:  # console-script entry point

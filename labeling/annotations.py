@@ -146,3 +146,15 @@ def throughput(judgments: list[Judgment]) -> dict:
     return {"reviewed": len(done), "skipped": sum(j.status != "done" for j in judgments),
             "items": len({j.item_id for j in done}), "reviewer_hours": seconds / 3600,
             "items_per_hour": (len(done) / (seconds / 3600)) if seconds > 0 else None}
+
+
+def pull_feedback(client, url: str, project_title: str, taxonomy: Taxonomy, store) -> tuple[dict, list[Rejected]]:
+    """`moderate review pull`: export the project's annotations, validate each, add the new ones to `store`."""
+    from labeling.queue import ensure_project
+
+    project = ensure_project(client, url, project_title, taxonomy)
+    tasks = export_tasks(client, url, project.id)
+    judgments, rejected = tasks_to_judgments(tasks, taxonomy)
+    new = store.add(judgments)
+    return {"tasks": len(tasks), "annotations": len(judgments) + len(rejected), "new": new, "rejected": len(rejected),
+            "store": str(store.root), **store.stats()}, rejected

@@ -135,3 +135,27 @@ def push(client, url: str, project_id: int, items: list[QueueItem], taxonomy: Ta
         call(lambda: client.projects.import_tasks(id=project_id, request=payload, return_task_ids=True), url, "importing tasks")
         created += len(payload)
     return {"requested": len(items), "created": created, "already_present": len(items) - created}
+
+
+def push_for_review(client, url: str, project_title: str, moderator, ids: list[str], texts: list[str], sources: list[str],
+                    n: int, strategy: str, k: int = 4, pool: int = 5000, seed: int = 0, log=lambda message: None) -> dict:
+    """`moderate review push`: draw a random pool of at most `pool` candidates (0: all), score them with a
+    progress bar, choose `n` by `strategy`, and push them to the project (created if needed)."""
+    import sys
+
+    from tqdm import tqdm
+
+    if pool and len(texts) > pool:
+        keep = np.sort(np.random.default_rng(seed).choice(len(texts), pool, replace=False))
+        log(f"drawing a random pool of {pool} of the {len(texts)} candidates (--pool 0 scores them all)")
+        ids, texts, sources = [ids[i] for i in keep], [texts[i] for i in keep], [sources[i] for i in keep]
+    scores = []
+    with tqdm(total=len(texts), desc="scoring candidates", unit=" texts", file=sys.stderr, dynamic_ncols=True) as bar:
+        for i in range(0, len(texts), 256):
+            scores.extend(moderator.score(texts[i : i + 256]))
+            bar.update(len(texts[i : i + 256]))
+    items = [QueueItem(i, t, s, src) for i, t, s, src in zip(ids, texts, scores, sources)]
+    chosen = select(items, n, strategy, moderator.review_thresholds, k=k, seed=seed)
+    project = ensure_project(client, url, project_title, moderator.taxonomy)
+    result = push(client, url, project.id, chosen, moderator.taxonomy, moderator.version, moderator.review_thresholds, k=k, seed=seed)
+    return {"project": project.id, "strategy": strategy, "scored": len(texts), **result}

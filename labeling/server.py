@@ -24,6 +24,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from moderation.errors import ModerationError
+
 DEFAULT_DATA_DIR = Path("data") / "labelstudio"
 OFFLINE_ENV = {
     "LATEST_VERSION_CHECK": "false",
@@ -41,7 +43,7 @@ OFFLINE_ENV = {
 }
 
 
-class LabelStudioError(RuntimeError):
+class LabelStudioError(ModerationError, RuntimeError):
     """Label Studio is unreachable, refused us, or answered something we cannot use. Never holds the token."""
 
 

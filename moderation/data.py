@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from moderation.errors import ModerationError
 from moderation.taxonomy import Taxonomy, load_taxonomy
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
@@ -32,7 +33,7 @@ SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 
 
-class DataError(RuntimeError):
+class DataError(ModerationError, RuntimeError):
     """A dataset is missing or malformed; the message says which file and where it was expected."""
 
 
@@ -716,3 +717,20 @@ def stats(examples: list[Example], categories: list[str]) -> list[dict]:
         out.append({"source": source, "split": split, "n": r["n"],
                     **{c: (r[f"{c}_pos"], r[f"{c}_known"]) for c in categories}})
     return out
+
+
+def stats_tables(examples: list[Example], categories: list[str]):
+    """`moderate data stats`: counts per source and split (positives/labelled per category), and the rules."""
+    from rich.table import Table
+
+    table = Table(title=f"{len(examples)} examples after deduplication (cells: positives / labelled; blank = unknown, masked)")
+    for col in ("source", "split", "n", *categories):
+        table.add_column(col, justify="left" if col in ("source", "split") else "right")
+    for row in stats(examples, categories):
+        table.add_row(row["source"], row["split"], str(row["n"]), *[(f"{row[c][0]}/{row[c][1]}" if row[c][1] else "") for c in categories])
+    rules = Table(title="What each source may teach (moderation/data.py SOURCE_TABLE)")
+    for col in ("source", "judged", "assumed negative", "negative if clean", "license"):
+        rules.add_column(col)
+    for name, rule in SOURCE_TABLE.items():
+        rules.add_row(name, ", ".join(rule.labels), ", ".join(rule.assumed_negative), ", ".join(rule.negative_if_clean), rule.license)
+    return table, rules

@@ -271,3 +271,38 @@ def write_report(report: dict, out_dir: Path, title: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     (out_dir / "report.md").write_text(markdown_summary(report, title))
+
+
+def evaluate_model(model: Path, split: str, out: Path, taxonomy: Taxonomy | None = None, data_dir=None, seed: int = 0,
+                   log=lambda message: None) -> str:
+    """`moderate eval`: a model package or a policy checkpoint, thresholds tuned on validation, measured on
+    `split`; writes report.json, report.md and pr_curves.png to `out` and returns the Markdown."""
+    from moderation.data import label_matrix, load_examples
+    from moderation.errors import ModerationError
+
+    if (model / "manifest.json").is_file():  # the torch-free path: a package needs no seed and no torch
+        from moderation.runtime import Moderator
+
+        runtime = Moderator.load(model)
+        taxonomy = taxonomy or runtime.taxonomy
+        score = runtime.score
+    elif (model / "policy_config.json").is_file():
+        from moderation.policy import PolicyModel, set_seed
+        from moderation.taxonomy import load_taxonomy
+
+        set_seed(seed)
+        policy = PolicyModel.load(model)
+        taxonomy = taxonomy or load_taxonomy(None)
+        score = lambda texts: policy.predict_proba(texts, progress=True)  # noqa: E731
+    else:
+        raise ModerationError(f"{model}: neither a model package (manifest.json) nor a policy checkpoint (policy_config.json)")
+    examples = load_examples(data_dir, taxonomy=taxonomy, seed=0)
+    val = [e for e in examples if e.split == "validation"]
+    target = [e for e in examples if e.split == split]
+    log(f"scoring {len(val)} validation texts to tune thresholds, then {len(target)} {split} texts…")
+    thresholds = tune_on_validation(score, val, taxonomy)
+    report, probs = evaluate_examples(score, target, taxonomy, thresholds)
+    report.update(model=str(model), split=split, thresholds=thresholds.to_json(taxonomy.names))
+    write_report(report, out, f"Evaluation of {model} on the {split} split")
+    plot_pr_curves(probs, *label_matrix(target, taxonomy.names), taxonomy, out / "pr_curves.png")
+    return (out / "report.md").read_text()

@@ -38,12 +38,13 @@ import numpy as np
 import torch
 
 from moderation.data import SOURCE_TABLE, Example, label_matrix
+from moderation.errors import ConfigError, GateRefused
 from moderation.evaluate import Thresholds, auprc, evaluate_examples, tune_on_validation
 from moderation.package import atomic_write_text, write_manifest
 from moderation.taxonomy import Taxonomy
 
 
-class ParityError(RuntimeError):
+class ParityError(GateRefused, RuntimeError):
     """The exported model does not match the torch model closely enough."""
 
 
@@ -58,6 +59,14 @@ class ExportConfig:
     max_auprc_drop: float = 0.005
     parity_examples: int = 2000
     name: str = "moderation-policy"
+
+    def __post_init__(self):  # checked when built, before any model is loaded
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"unknown quantization {self.quantization!r}: one of {', '.join(QUANTIZATIONS)}")
+        if self.parity_examples < 10:
+            raise ConfigError(f"parity_examples must be >= 10, got {self.parity_examples}")
+        if not 0 <= self.max_auprc_drop <= 1:
+            raise ConfigError(f"max_auprc_drop must be in [0, 1], got {self.max_auprc_drop}")
 
 
 QUANTIZATIONS = ("int8", "int8-weights", "int8-dynamic", "none")

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from moderation.data import stable_unit
+from moderation.errors import ModerationError, check_config
 from moderation.evaluate import cost_optimal_utility
 from moderation.feedback import Judgment, preference_pairs
 from moderation.policy import PolicyModel, label_set_log_prob, lora_optimizer, set_seed
@@ -42,6 +44,9 @@ class ImproveConfig:
     sft_batch: int = 16
     rl: RLConfig = field(default_factory=RLConfig)
     seed: int = 0
+
+    def __post_init__(self):
+        check_config(self, positive=("reward_epochs", "sft_epochs", "sft_lr", "sft_batch"), unit=("holdout",))
 
 
 def split_items(judgments: list[Judgment], holdout: float, seed: int) -> tuple[list[Judgment], list[Judgment]]:
@@ -213,3 +218,35 @@ def feedback_data(judgments: list[Judgment], n_categories: int, holdout: float, 
 def embedding_table(policy: PolicyModel, texts: list[str]) -> dict[str, np.ndarray]:
     unique = list(dict.fromkeys(texts))
     return dict(zip(unique, embed_texts(policy, unique))) if unique else {}
+
+
+def train_reward_from_store(store: Path, policy_path: Path, out: Path, taxonomy: Taxonomy, cfg: ImproveConfig, log=print) -> dict:
+    """`moderate train reward`: the store's judgments, split by item, into a reward model saved with its report."""
+    import json
+
+    from moderation.feedback import FeedbackStore
+    from moderation.package import atomic_write_text
+
+    train_js, held_js = split_items(FeedbackStore(store, taxonomy.names).judgments(), cfg.holdout, cfg.seed)
+    try:
+        model, report = fit_reward(PolicyModel.load(policy_path), train_js, held_js, taxonomy, cfg, log=log)
+    except ValueError as e:
+        raise ModerationError(f"{store}: {e}") from None
+    model.save(out)
+    atomic_write_text(out / "reward_report.json", json.dumps(report, indent=2))
+    return report
+
+
+def rl_from_store(store: Path, policy_path: Path, reward_path: Path, out: Path, candidates: list[str], pool_size: int,
+                  taxonomy: Taxonomy, cfg: ImproveConfig, log=print) -> RLHistory:
+    """`moderate train rl`: RL against a saved reward model on the store's reviewed items plus unreviewed texts."""
+    from moderation.feedback import FeedbackStore
+
+    fb = feedback_data(FeedbackStore(store, taxonomy.names).judgments(), len(taxonomy), cfg.holdout, cfg.seed, candidates, pool_size)
+    if not fb.held_texts:
+        raise ModerationError(f"{store}: no held-out reviewed items to measure RL against; pull more reviews first")
+    policy = PolicyModel.load(policy_path)
+    log("embedding the pool and held-out texts for the reward model…")
+    embed = embedding_table(policy, fb.rl_pool + fb.held_texts)
+    return rl_on_feedback(policy, RewardModel.load(reward_path), embed, fb.rl_pool, fb.held_texts, fb.held_gold, taxonomy, cfg,
+                          out_dir=out, log=log)

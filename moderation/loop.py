@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moderation.errors import ConfigError, check_config
 from moderation.improve import ImproveConfig
 from moderation.rl import RLConfig
 
@@ -44,6 +45,14 @@ class LoopConfig:
     max_auprc_drop: float = 0.01
     seed: int = 0
 
+    def __post_init__(self):
+        from labeling.queue import STRATEGIES
+
+        check_config(self, positive=("n", "reviewers"), unit=("noise", "max_auprc_drop"),
+                     choices={"method": METHODS, "strategy": STRATEGIES})
+        if self.k < 2:
+            raise ConfigError(f"k must be at least 2 proposals per item, got {self.k}")
+
 
 METHODS = ("rl", "sft+rl", "sft")
 
@@ -61,8 +70,6 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     from moderation.registry import RegistryError, metrics_from_report
     from moderation.runtime import Moderator
 
-    if cfg.method not in METHODS:
-        raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
     timings: dict[str, float] = {}
     report: dict = {"config": {k: v for k, v in asdict(cfg).items() if k != "improve"}}
 
@@ -225,3 +232,31 @@ def verdict(report: dict) -> str:
     lines += [f"  next: {h}" for h in hints or ["inspect the candidate with `moderate registry list`; "
                                                 "promote it anyway with `moderate registry promote VERSION --force`"]]
     return "\n".join(lines)
+
+
+def run_from_registry(cfg: LoopConfig, client, url: str, registry, store_dir: Path, data_dir, rows=None, source: str | None = None,
+                      policy_checkpoint: Path | None = None, log=print) -> dict:
+    """`moderate loop`: one iteration starting from the registry's production model. Candidates are `rows`
+    (items from a file named `source`) or else the validation split (with --simulate, only items whose
+    source kept each annotator's labels)."""
+    from moderation.data import Example, load_examples
+    from moderation.errors import ModerationError
+    from moderation.feedback import FeedbackStore
+    from moderation.taxonomy import load_taxonomy
+
+    prod = registry.production()
+    if prod is None:
+        raise ModerationError(f"{registry.root}: no production model yet; first `moderate registry add PACKAGE --checkpoint CHECKPOINT`")
+    taxonomy = load_taxonomy(registry.resolve(prod.package) / "taxonomy.toml")
+    examples = load_examples(data_dir, taxonomy=taxonomy, seed=0)
+    if rows is not None:
+        candidates = [Example(id=r.id, text=r.text, source=source or "input", split="candidate", labels={}) for r in rows]
+    else:
+        candidates = [e for e in examples if e.split == "validation" and (e.annotators or not cfg.simulate)]
+    try:
+        return run_iteration(cfg, client, url, registry, FeedbackStore(store_dir, taxonomy.names), examples, taxonomy, candidates,
+                             policy_checkpoint=policy_checkpoint, log=log)
+    except ModerationError:
+        raise
+    except (RuntimeError, ValueError) as e:  # a registry refusal or a missing checkpoint, said in one line
+        raise ModerationError(str(e)) from None

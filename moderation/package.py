@@ -19,12 +19,14 @@ import os
 import tempfile
 from pathlib import Path
 
+from moderation.errors import ModerationError
+
 PACKAGE_FILES = ("model.onnx", "tokenizer.json", "taxonomy.toml", "thresholds.json", "card.md")
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-class ModelPackageError(RuntimeError):
+class ModelPackageError(ModerationError, RuntimeError):
     """A model package is missing, incomplete or altered; the message names the file."""
 
 

@@ -23,13 +23,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from moderation.errors import ModerationError
 from moderation.package import atomic_write_text
 
 DEFAULT_ROOT = Path("data/registry")
 MAX_AUPRC_DROP = 0.01
 
 
-class RegistryError(RuntimeError):
+class RegistryError(ModerationError, RuntimeError):
     """A registry operation that cannot be done; the message says why."""
 
 
@@ -237,3 +238,37 @@ def _version_key(v: str) -> tuple[int, ...]:
         return tuple(int(x) for x in v.split("."))
     except ValueError:
         return (0,)
+
+
+def listing(reg: Registry, width: int = 80):
+    """`moderate registry list` for people: a table that fits `width` columns (one short row per version)
+    and, below it, the gate's reasons for each refused version."""
+    from rich.table import Table
+
+    prod = reg.production()
+    table = Table(title=f"production: {prod.version if prod else '(none)'}  ({reg.root})", title_justify="left", width=None)
+    for col in ("version", "status", "parent", "created", "AUPRC", "utility", "gate"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("AUPRC", "utility") else "left")
+    refused = []
+    for v in reg.list():
+        m = v.metrics
+        gate = "" if v.gate is None else ("passed" if v.gate["passed"] else "refused")
+        if v.gate is not None and not v.gate["passed"]:
+            refused.append(f"{v.version} refused: " + "; ".join(v.gate["reasons"]))
+        table.add_row(v.version + (" *" if prod and v.version == prod.version else ""), v.status, v.parent or "", v.created[:10],
+                      f"{m.get('macro_auprc', float('nan')):.3f}", f"{m.get('utility_cost_optimal', float('nan')):.3f}", gate)
+    return table, refused
+
+
+def add_package(reg: Registry, package: Path, checkpoint: Path | None, version: str | None, test_examples, log=print) -> Version:
+    """`moderate registry add`: register a package with its test metrics; `test_examples(taxonomy)` is called
+    only when the package's export report predates the metrics the gate needs."""
+    from moderation.package import read_manifest
+    from moderation.taxonomy import load_taxonomy
+
+    version = version or read_manifest(package)["version"]
+    test = None
+    if not has_utility(package):
+        test = test_examples(load_taxonomy(package / "taxonomy.toml"))
+        log(f"measuring {package} on {len(test)} test texts…")
+    return reg.add(version, package, package_metrics(package, test), checkpoint=checkpoint)

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from moderation.errors import ConfigError, check_config
 from moderation.evaluate import utility_at
 from moderation.policy import PolicyModel, bernoulli_kl, entropy, label_set_log_prob, lora_optimizer, set_seed
 from moderation.reward import RewardModel
@@ -55,6 +56,11 @@ class RLConfig:
     grad_clip: float = 1.0
     max_length: int = 128  # tokens per text in the policy-gradient steps (held-out evaluation uses full windows)
     seed: int = 0
+
+    def __post_init__(self):
+        check_config(self, positive=("steps", "batch_texts", "ppo_epochs", "clip", "lr", "eval_every", "hack_patience", "max_length"))
+        if self.group_size < 2 or self.kl_beta < 0:
+            raise ConfigError(f"group_size must be >= 2 and kl_beta >= 0, got {self.group_size} and {self.kl_beta}")
 
 
 @dataclass

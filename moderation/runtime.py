@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from moderation.errors import ModerationError
 from moderation.package import ModelPackageError, read_manifest
 from moderation.taxonomy import load_taxonomy
 from moderation.windows import encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch, sentence_mode
@@ -41,7 +42,7 @@ class ModerationResult:
         return asdict(self)
 
 
-class InputError(ValueError):
+class InputError(ModerationError, ValueError):
     """One input item is unusable; the message names the item."""
 
 

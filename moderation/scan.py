@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from moderation.errors import ModerationError
 from moderation.runtime import Moderator
 
 FORMATS = ("jsonl", "csv", "txt", "parquet")
 
 
-class ScanError(RuntimeError):
+class ScanError(ModerationError, RuntimeError):
     """The input cannot be scanned; the message names the file and, where it applies, the line."""
 
 
@@ -407,3 +408,74 @@ def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWr
     finally:
         scanner.close()
     return scanner.summary
+
+
+@dataclass
+class ScanRun:
+    """What `scan_file` did: the counts, the model that scored, where bad items went, the repeat cache."""
+
+    summary: ScanSummary
+    moderator: Moderator
+    errors_path: Path | None
+    cache: ScoreCache | None
+    start_after: int
+
+
+def scan_file(input: str, out: str = "-", *, model=None, fmt: str | None = None, text_field: str = "text",
+              id_field: str | None = "id", only_flagged: bool = False, on_error: str = "fail", errors: Path | None = None,
+              batch_size: int = 32, threads: int | None = None, max_chars: int = 1_000_000, progress: bool = True,
+              resume: bool = False, fsync: bool = True, cache_size: int = 100_000, engine: str = "local",
+              workers: int | None = None, ray_address: str | None = None, log=lambda message: None) -> ScanRun:
+    """`moderate scan`: open the input and outputs, score with the chosen engine, close everything.
+
+    Rows scored before an error or Ctrl-C stay in the output (a KeyboardInterrupt propagates after the
+    files are closed); `resume` appends after the last complete row of a JSONL output."""
+    fmt = detect_format(input, fmt)
+    out_fmt = "csv" if out.lower().endswith(".csv") else "jsonl"
+    if resume and (out == "-" or out_fmt != "jsonl"):
+        raise ScanError("--resume needs a JSONL output file (--out results.jsonl)")
+    start_after = resume_point(Path(out)) if resume else 0
+    try:
+        moderator = Moderator.load(model, threads=threads, batch_size=batch_size, max_chars=max_chars)
+    except ValueError as e:
+        raise ScanError(str(e)) from None
+    if start_after:
+        log(f"resuming after input line {start_after}")
+    mode = "a" if resume else "w"
+    out_stream = sys.stdout if out == "-" else open(out, mode, encoding="utf-8", newline="")
+    err_path = errors or (Path(f"{out}.errors.jsonl") if out != "-" else Path("scan-errors.jsonl"))
+    err_stream = open(err_path, mode, encoding="utf-8") if on_error == "skip" else None
+    writer = ResultWriter(out_stream, out_fmt, moderator.categories)
+    options = dict(on_error=on_error, errors_stream=err_stream, only_flagged=only_flagged, source=input, progress=progress,
+                   start_after=start_after, durable=fsync and out != "-")
+    cache = ScoreCache(cache_size) if cache_size and engine == "local" else None
+    try:
+        if engine == "ray":
+            from moderation.scan_ray import scan_with_ray
+
+            summary = scan_with_ray(moderator, input, fmt, writer, text_field=text_field, id_field=id_field or None,
+                                    workers=workers, threads=threads, address=ray_address, cache_size=cache_size, **options)
+        else:
+            items = read_items(input, fmt, text_field=text_field, id_field=id_field or None)
+            summary = scan(moderator, items, writer, cache=cache, **options)
+    finally:
+        if out_stream is not sys.stdout:
+            out_stream.close()
+        if err_stream is not None:
+            err_stream.close()
+    return ScanRun(summary, moderator, err_path if summary.skipped else None, cache, start_after)
+
+
+def summary_table(run: ScanRun):
+    """The table a scan ends with: flagged per category, and the decisions line."""
+    from rich.table import Table
+
+    s = run.summary
+    table = Table(title=f"{s.scored} texts scored in {s.seconds:.1f}s ({s.texts_per_second:.0f} texts/s), model {run.moderator.version}")
+    for col in ("category", "flagged", "share"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+    for c in run.moderator.categories:
+        n = s.per_category.get(c, 0)
+        table.add_row(c, str(n), f"{n / s.scored:.1%}" if s.scored else "—")
+    return table, (f"decisions: allow {s.decisions.get('allow', 0)}, review {s.decisions.get('review', 0)}, "
+                   f"block {s.decisions.get('block', 0)}; flagged {s.flagged}")

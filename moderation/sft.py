@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from moderation.data import Example, label_matrix
+from moderation.errors import check_config
 from moderation.evaluate import auprc, macro
 from moderation.package import atomic_replace, atomic_write_text
 from moderation.policy import PolicyModel, cpu_supports_bf16, set_seed
@@ -50,6 +51,10 @@ class SFTConfig:
     checkpoint_every: int = 200
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs and tests)
+
+    def __post_init__(self):
+        check_config(self, positive=("epochs", "batch_size", "lr", "head_lr", "checkpoint_every"),
+                     unit=("warmup_fraction",), choices={"bf16": ("auto", "on", "off")})
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
@@ -295,3 +300,17 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
     atomic_write_text(out / "training_summary.json", json.dumps(summary, indent=2))
     log(f"saved calibrated policy to {out} (best epoch {meta['best_epoch']}, validation macro AUPRC {meta['best']:.4f})")
     return summary
+
+
+def train_from_datasets(out: Path, examples: list[Example], categories: list[str], tcfg, cfg: SFTConfig, finetune: str = "full",
+                        resume: bool = True, log=print) -> dict:
+    """`moderate train sft`: build the training set (training_set.py), record how, and train from the base model."""
+    from moderation.training_set import build_training_set
+
+    train, validation = build_training_set(examples, tcfg)
+    set_seed(cfg.seed)
+    model = PolicyModel.from_base(categories, finetune=finetune)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "training_set.json", json.dumps({**asdict(tcfg), "train_examples": len(train),
+                                                              "validation_examples": len(validation)}, indent=2))
+    return train_sft(model, train, validation, out, cfg, resume=resume, log=log)

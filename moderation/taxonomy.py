@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from moderation.errors import ModerationError
+
 DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.toml")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(ModerationError, ValueError):
     """An invalid taxonomy file; the message names the file and the field."""
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moderation.augment import with_benign_context
-from moderation.data import Example, LOADERS
+from moderation.data import LOADERS, Example
+from moderation.errors import ConfigError
 from moderation.templates import training_templates
 
 
@@ -25,11 +26,11 @@ class TrainingSetConfig:
     def __post_init__(self):
         unknown = [s for s in self.exclude_sources if s not in LOADERS]
         if unknown:
-            raise ValueError(f"unknown source(s) to exclude: {unknown}; known: {sorted(LOADERS)}")
+            raise ConfigError(f"unknown source(s) to exclude: {unknown}; known: {sorted(LOADERS)}")
         if not 0.0 <= self.context_fraction <= 1.0:
-            raise ValueError(f"context_fraction must be in [0, 1], got {self.context_fraction}")
+            raise ConfigError(f"context_fraction must be in [0, 1], got {self.context_fraction}")
         if self.templates_per_family < 0:
-            raise ValueError("templates_per_family must be >= 0")
+            raise ConfigError("templates_per_family must be >= 0")
 
 
 def build_training_set(examples: list[Example], cfg: TrainingSetConfig) -> tuple[list[Example], list[Example]]:
