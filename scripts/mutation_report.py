@@ -1,0 +1,79 @@
+"""Mutation testing of the core modules with mutmut, summarised per module.
+
+    MODERATION_DATA_DIR=$(realpath ../shared/datasets) .venv/bin/mutmut run --max-children 2   # ~1 h on 2 cores
+    .venv/bin/python scripts/mutation_report.py --json benchmarks/results/mutation_report.json
+
+The modules and the (fast) tests mutmut runs are configured in pyproject.toml, [tool.mutmut]. This script
+reads mutmut's result files under mutants/ and counts, per module: killed (a test failed), survived (tests
+passed with the mutation in place), no tests (no selected test reaches the mutated function), timeout.
+Kill rate = killed / all mutants (no-test mutants count as not killed). Not part of CI: too slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def results() -> dict[str, str]:
+    """mutant name -> status, from `mutmut results --all true`."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "mutmut"), "results", "--all", "true"], cwd=ROOT,
+                          capture_output=True, text=True)
+    out = {}
+    for line in proc.stdout.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and name:
+            out[name] = status.strip()
+    return out
+
+
+def module_of(mutant: str) -> str:
+    """'moderation.rl.x_ppo_loss__mutmut_3' -> 'moderation/rl.py'."""
+    parts = mutant.split(".")
+    mod = []
+    for p in parts:
+        if p.startswith("x_") or p.startswith("xǁ"):
+            break
+        mod.append(p)
+    return "/".join(mod) + ".py"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", type=Path, help="write the per-module summary here")
+    args = p.parse_args()
+    status = results()
+    if not status:
+        raise SystemExit("no mutmut results: run `mutmut run` first (see this script's docstring)")
+    per: dict[str, Counter] = defaultdict(Counter)
+    for name, s in status.items():
+        per[module_of(name)][s] += 1
+    rows = {}
+    print(f"{'module':28s} {'mutants':>7s} {'killed':>7s} {'survived':>8s} {'no tests':>8s} {'timeout':>7s} {'kill rate':>9s}")
+    for mod in sorted(per):
+        c = per[mod]
+        total = sum(c.values())
+        killed = c.get("killed", 0)
+        rows[mod] = {"mutants": total, "killed": killed, "survived": c.get("survived", 0), "no_tests": c.get("no tests", 0),
+                     "timeout": c.get("timeout", 0), "other": {k: v for k, v in c.items()
+                                                               if k not in ("killed", "survived", "no tests", "timeout")},
+                     "kill_rate": round(killed / total, 3) if total else None}
+        r = rows[mod]
+        print(f"{mod:28s} {total:7d} {killed:7d} {r['survived']:8d} {r['no_tests']:8d} {r['timeout']:7d} {r['kill_rate']:9.1%}")
+    total = sum(r["mutants"] for r in rows.values())
+    killed = sum(r["killed"] for r in rows.values())
+    print(f"{'all':28s} {total:7d} {killed:7d} {'':8s} {'':8s} {'':7s} {killed / total:9.1%}")
+    if args.json:
+        args.json.write_text(json.dumps({"tool": "mutmut", "command": "mutmut run --max-children 2 (pyproject [tool.mutmut])",
+                                         "modules": rows, "total": total, "killed": killed,
+                                         "kill_rate": round(killed / total, 3)}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
