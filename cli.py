@@ -103,7 +103,7 @@ def _taxonomy(path: Optional[Path]):
 
 def _examples(data_dir: Optional[Path], taxonomy, split: Optional[str] = None):
     """The datasets with their fixed splits: `--seed` never moves the test split."""
-    from moderation.data import load_examples
+    from moderation.training.data import load_examples
 
     examples = load_examples(data_dir, taxonomy=taxonomy, seed=0)
     return examples if split is None else [e for e in examples if e.split == split]
@@ -131,7 +131,7 @@ def data_stats(data_dir: DataDir = None, taxonomy: TaxonomyPath = None) -> None:
     """Examples per source and split, and per category positives/labelled (soft label >= 0.5 counts as positive)."""
     from rich.console import Console
 
-    from moderation.data import stats_tables
+    from moderation.training.data import stats_tables
 
     tax = _taxonomy(taxonomy)
     for table in stats_tables(_examples(data_dir, tax), tax.names):
@@ -162,12 +162,12 @@ def train_sft_cmd(
     resume: Annotated[bool, typer.Option(help="Resume from OUT/state if present.")] = True,
     exclude_source: Annotated[Optional[list[str]], typer.Option(help="Leave this source out of training and validation (repeat for several): for out-of-domain measurement.")] = None,
     context_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of short training texts also trained inside benign context (harm anywhere in a text).")] = 0.2,
-    templates: Annotated[int, typer.Option(min=0, help="Hand-written template texts per family (moderation/templates.py); 0 = none.")] = 300,
+    templates: Annotated[int, typer.Option(min=0, help="Hand-written template texts per family (moderation/training/templates.py); 0 = none.")] = 300,
     data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 1: supervised fine-tuning of the policy on the shared datasets (masked soft-label BCE)."""
-    from moderation.sft import SFTConfig, train_from_datasets
-    from moderation.training_set import TrainingSetConfig
+    from moderation.training.sft import SFTConfig, train_from_datasets
+    from moderation.training.training_set import TrainingSetConfig
 
     tcfg = TrainingSetConfig(exclude_sources=tuple(exclude_source or ()), context_fraction=context_fraction,
                              templates_per_family=templates, seed=seed)
@@ -190,7 +190,7 @@ def train_reward_cmd(
     taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 3: Bradley-Terry reward model on the store's preference pairs; held-out accuracy vs two baselines."""
-    from moderation.improve import ImproveConfig, train_reward_from_store
+    from moderation.training.improve import ImproveConfig, train_reward_from_store
 
     cfg = ImproveConfig(holdout=holdout, reward_epochs=epochs, seed=seed)
     typer.echo(json.dumps(train_reward_from_store(store, policy, out, _taxonomy(taxonomy), cfg, log=say)))
@@ -212,8 +212,8 @@ def train_rl_cmd(
     data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 4: policy-gradient fine-tuning (LoRA) against the reward model, with a KL leash and a reward-hacking guard."""
-    from moderation.improve import ImproveConfig, rl_from_store
-    from moderation.rl import RLConfig
+    from moderation.training.improve import ImproveConfig, rl_from_store
+    from moderation.training.rl import RLConfig
 
     tax = _taxonomy(taxonomy)
     texts = [e.text for e in _examples(data_dir, tax, "train")] if pool is None else [r.text for r in _read_rows(pool)]
@@ -295,7 +295,7 @@ def eval_cmd(
 
     Thresholds are tuned on the validation split with the same model, then applied to SPLIT.
     """
-    from moderation.evaluate import evaluate_model
+    from moderation.training.evaluate import evaluate_model
 
     tax = _taxonomy(taxonomy) if taxonomy else None
     typer.echo(evaluate_model(model, split.value, out, tax, data_dir, seed, log=say))
@@ -341,8 +341,8 @@ def export_cmd(
     data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 5: ONNX model package in INT8, refused if any category's AUPRC drops > 0.005 or a probability moves > 0.1 (0.02 for the other modes)."""
-    from moderation.export import ExportConfig, export_package
-    from moderation.policy import set_seed
+    from moderation.training.export import ExportConfig, export_package
+    from moderation.training.policy import set_seed
 
     if not (checkpoint / "policy_config.json").is_file():
         fail(f"{checkpoint}: not a policy checkpoint (no policy_config.json)")
@@ -563,7 +563,7 @@ RegistryDir = Annotated[Optional[Path], typer.Option("--registry", help="Registr
 
 
 def _registry(root: Optional[Path]):
-    from moderation.registry import Registry
+    from moderation.training.registry import Registry
 
     return Registry(root)
 
@@ -576,7 +576,7 @@ def registry_list(registry: RegistryDir = None,
 
     from rich.console import Console
 
-    from moderation.registry import listing
+    from moderation.training.registry import listing
 
     reg = _registry(registry)
     if as_json:
@@ -601,7 +601,7 @@ def registry_add(
     registry: RegistryDir = None, data_dir: DataDir = None,
 ) -> None:
     """Register a package with its test metrics (measured now if its export report predates them)."""
-    from moderation.registry import add_package
+    from moderation.training.registry import add_package
 
     reg = _registry(registry)
     v = add_package(reg, package, checkpoint, version, lambda tax: _examples(data_dir, tax, "test"), log=say)
@@ -656,9 +656,9 @@ def loop_cmd(
     ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
 ) -> None:
     """One iteration: select, push, review, pull, reward model, RL, export, and promote only if the gate passes."""
-    from moderation.improve import ImproveConfig
-    from moderation.loop import LoopConfig, run_from_registry, verdict
-    from moderation.rl import RLConfig
+    from moderation.training.improve import ImproveConfig
+    from moderation.training.loop import LoopConfig, run_from_registry, verdict
+    from moderation.training.rl import RLConfig
 
     cfg = LoopConfig(project=project, n=n, strategy=strategy.value, simulate=simulate, wait_seconds=wait * 60, method=method.value,
                      improve=ImproveConfig(rl=RLConfig(steps=rl_steps, kl_beta=kl_beta)), seed=seed)

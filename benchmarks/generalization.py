@@ -139,8 +139,8 @@ def peer_harm_scores(texts: list[str]) -> dict[str, np.ndarray]:
 
 
 def auprc_table(scores: np.ndarray, examples, categories) -> dict:
-    from moderation.data import label_matrix
-    from moderation.evaluate import auprc
+    from moderation.training.data import label_matrix
+    from moderation.training.evaluate import auprc
 
     y, m = label_matrix(examples, categories)
     out = {}
@@ -228,9 +228,9 @@ def main() -> None:
         return finish(json.loads(out_path.read_text()), out_path, args.card)
 
     from moderation.behavioural import cases, run_suite
-    from moderation.data import load_examples, resolve_data_dir
     from moderation.runtime import Moderator
     from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import load_examples, resolve_data_dir
 
     tax = load_taxonomy()
     cats = tax.names
@@ -291,7 +291,7 @@ def finish(results: dict, out_path: Path, card: str | None) -> None:
     md = render(results)
     out_path.with_suffix(".md").write_text("# Generalization (benchmarks/generalization.py)\n\n" + md)
     if card:
-        from moderation.export import update_card_section
+        from moderation.training.export import update_card_section
 
         update_card_section(card, "Generalization (benchmarks/generalization.py)", md)
     print(json.dumps({n: {"behavioural": r["behavioural"]["pass_rate"], "harm_pref": r["harm_preference_accuracy"],

@@ -57,12 +57,12 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from moderation.data import label_matrix, load_examples
-    from moderation.evaluate import auprc
-    from moderation.export import export_onnx, optimize_graph
-    from moderation.policy import PolicyModel
     from moderation.runtime import Moderator
     from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import label_matrix, load_examples
+    from moderation.training.evaluate import auprc
+    from moderation.training.export import export_onnx, optimize_graph
+    from moderation.training.policy import PolicyModel
 
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     if not has_cuda and not args.allow_cpu:
@@ -82,8 +82,8 @@ def main() -> None:
     enc = policy.bert().config
     export_onnx(policy, work / "plain.onnx")
     optimize_graph(work / "plain.onnx", work / "fp32.onnx", enc.num_attention_heads, enc.hidden_size)
-    from onnxruntime.transformers.onnx_model import OnnxModel
     import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     fp16 = OnnxModel(onnx.load(str(work / "fp32.onnx")))
     fp16.convert_float_to_float16(keep_io_types=True)

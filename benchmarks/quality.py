@@ -28,9 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from moderation.data import label_matrix, load_examples  # noqa: E402
-from moderation.evaluate import MIN_POSITIVES, binarise, unsafe_target  # noqa: E402
 from moderation.runtime import Moderator  # noqa: E402
+from moderation.training.data import label_matrix, load_examples  # noqa: E402
+from moderation.training.evaluate import MIN_POSITIVES, binarise, unsafe_target  # noqa: E402
 
 ABUSE = ["toxic", "hate", "violence", "sexual", "self_harm"]
 CONTAMINATED = {"hatesonar": {"davidson_hate_offensive"}}

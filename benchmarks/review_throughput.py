@@ -27,9 +27,9 @@ from labeling.client import connect  # noqa: E402
 from labeling.queue import QueueItem, ensure_project, push, select  # noqa: E402
 from labeling.server import free_port, start, stop  # noqa: E402
 from labeling.simulate import simulatable_examples, simulate  # noqa: E402
-from moderation.data import load_examples  # noqa: E402
 from moderation.feedback import FeedbackStore  # noqa: E402
 from moderation.runtime import Moderator  # noqa: E402
+from moderation.training.data import load_examples  # noqa: E402
 
 
 def main() -> None:

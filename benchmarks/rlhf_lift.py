@@ -44,7 +44,7 @@ VARIANTS = {"a": "supervised", "b": "+ SFT on corrections", "c": "+ reward model
 def evaluate(policy, test, y, m, src_mask, tax) -> dict:
     import torch
 
-    from moderation.evaluate import auprc, cost_optimal_utility, macro
+    from moderation.training.evaluate import auprc, cost_optimal_utility, macro
 
     with torch.no_grad():
         probs = torch.sigmoid(policy.eval().text_logits([e.text for e in test], batch_size=128, max_windows=1)).numpy()
@@ -79,13 +79,20 @@ def main() -> None:
     import torch
 
     from labeling.simulate import offline_judgments
-    from moderation.data import label_matrix, load_examples
-    from moderation.improve import (ImproveConfig, consensus, embedding_table, fit_reward, rl_on_feedback,
-                                    sft_on_corrections, split_items)
-    from moderation.policy import PolicyModel
     from moderation.proposals import proposals_from_logits
-    from moderation.rl import RLConfig
     from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import label_matrix, load_examples
+    from moderation.training.improve import (
+        ImproveConfig,
+        consensus,
+        embedding_table,
+        fit_reward,
+        rl_on_feedback,
+        sft_on_corrections,
+        split_items,
+    )
+    from moderation.training.policy import PolicyModel
+    from moderation.training.rl import RLConfig
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.time()

@@ -71,8 +71,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/robustness.json")
     args = ap.parse_args()
 
-    from moderation.data import load_examples
     from moderation.runtime import Moderator
+    from moderation.training.data import load_examples
 
     mod = Moderator.load(args.model)
     idx = [mod.categories.index(c) for c in HARMFUL]
@@ -110,8 +110,8 @@ def main() -> None:
     result = {"model": str(args.model), "positives": len(pos), "negatives": len(neg), "recall": rows,
               "false_positive_rate_on_harmless": fp, "command": "benchmarks/robustness.py " + " ".join(sys.argv[1:])}
     if args.test_auprc:  # does the normaliser change anything on ordinary (unperturbed) test text?
-        from moderation.data import label_matrix
-        from moderation.evaluate import auprc
+        from moderation.training.data import label_matrix
+        from moderation.training.evaluate import auprc
 
         y, m = label_matrix(test, mod.categories)
         on, off = mod.score([e.text for e in test]), raw.score([e.text for e in test])

@@ -101,7 +101,7 @@ def main() -> None:
         print(f"fsync per chunk: {d['fsync_ms_per_chunk']:.3f} ms = {d['fsync_share_of_uncached_scan']:.4%} of an uncached scan")
         return
 
-    from moderation.data import load_examples
+    from moderation.training.data import load_examples
 
     texts = [e.text for e in load_examples(args.data_dir) if e.split == "test"]
     work = Path(tempfile.mkdtemp(prefix="scan-scale-"))

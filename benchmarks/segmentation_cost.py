@@ -27,10 +27,10 @@ def main() -> None:
 
     from generalization import ORIGINAL_SOURCES
 
-    from moderation.data import label_matrix, load_examples
-    from moderation.evaluate import auprc
     from moderation.runtime import Moderator
     from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import label_matrix, load_examples
+    from moderation.training.evaluate import auprc
     from moderation.windows import SENTENCES_NONE
 
     tax = load_taxonomy()

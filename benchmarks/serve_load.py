@@ -78,8 +78,8 @@ def main() -> None:
     import httpx
 
     from labeling.server import free_port
-    from moderation.data import load_examples
     from moderation.runtime import Moderator
+    from moderation.training.data import load_examples
 
     test = [e.text for e in load_examples(None, seed=0) if e.split == "test"]
     texts = [test[i] for i in np.random.default_rng(0).choice(len(test), min(args.texts, len(test)), replace=False)]

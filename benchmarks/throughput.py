@@ -118,7 +118,7 @@ def make_runner(engine: str, args):
     if engine == "torch_fp32_naive":
         import torch
 
-        from moderation.policy import PolicyModel
+        from moderation.training.policy import PolicyModel
 
         torch.set_num_threads(threads)
         model = PolicyModel.load(args.checkpoint).eval()
@@ -187,8 +187,8 @@ def worker(args) -> dict:
 
 def build_variants(checkpoint: Path, model_dir: Path, out: Path) -> None:
     """The non-shipped graphs, from the shipped package's checkpoint, as packages beside the shipped files."""
-    from moderation.export import export_onnx, optimize_graph, quantize_dynamic_int8, quantize_int8_weights
-    from moderation.policy import PolicyModel
+    from moderation.training.export import export_onnx, optimize_graph, quantize_dynamic_int8, quantize_int8_weights
+    from moderation.training.policy import PolicyModel
 
     model = PolicyModel.load(checkpoint).eval()
     enc = model.bert().config
@@ -227,7 +227,7 @@ def cpu_peak() -> dict:
 
 
 def quality(probs, y, m, names) -> dict:
-    from moderation.evaluate import auprc
+    from moderation.training.evaluate import auprc
 
     cols = {}
     for j, c in enumerate(names):
@@ -259,8 +259,8 @@ def main() -> None:
 
     import random
 
-    from moderation.data import label_matrix, load_examples
     from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import label_matrix, load_examples
     from moderation.windows import encode_windows, load_tokenizer
 
     # Only the non-shipped formats need the torch checkpoint (to build them); the package engines and the

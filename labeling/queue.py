@@ -12,14 +12,22 @@ Pushing is idempotent: a task carries its `item_id`, and items already in the pr
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
 
 from labeling.client import call, list_tasks
-import html
-
-from labeling.config import CATEGORIES, PROPOSALS, TEXT, instructions_html, labeling_config, proposal_body, proposal_id, proposal_title
+from labeling.config import (
+    CATEGORIES,
+    PROPOSALS,
+    TEXT,
+    instructions_html,
+    labeling_config,
+    proposal_body,
+    proposal_id,
+    proposal_title,
+)
 from moderation.proposals import proposals_from_logits
 from moderation.taxonomy import Taxonomy
 
@@ -120,15 +128,20 @@ def existing_item_ids(client, url: str, project_id: int) -> set[str]:
     return {str((t.data or {}).get("item_id")) for t in list_tasks(client, url, project_id)}
 
 
-def push(client, url: str, project_id: int, items: list[QueueItem], taxonomy: Taxonomy, model_version: str,
-         review_thresholds: np.ndarray, k: int = 4, seed: int = 0, chunk: int = 500) -> dict:
-    """Import tasks with predictions; items whose item_id is already in the project are skipped."""
-    seen = existing_item_ids(client, url, project_id)
-    fresh = []
+def fresh_items(items: list[QueueItem], present: set[str]) -> list[QueueItem]:
+    """The items whose id the project does not hold yet, each id once (pushing is idempotent)."""
+    seen, fresh = set(present), []
     for it in items:
         if it.item_id not in seen:
             seen.add(it.item_id)
             fresh.append(it)
+    return fresh
+
+
+def push(client, url: str, project_id: int, items: list[QueueItem], taxonomy: Taxonomy, model_version: str,
+         review_thresholds: np.ndarray, k: int = 4, seed: int = 0, chunk: int = 500) -> dict:
+    """Import tasks with predictions; items whose item_id is already in the project are skipped."""
+    fresh = fresh_items(items, existing_item_ids(client, url, project_id))
     created = 0
     for i in range(0, len(fresh), chunk):
         payload = [task_payload(it, taxonomy, model_version, k, review_thresholds, seed) for it in fresh[i : i + chunk]]

@@ -22,9 +22,9 @@ import numpy as np
 
 from labeling.client import call, list_tasks
 from labeling.config import CATEGORIES, RANK, TEXT
-from moderation.data import Example
 from moderation.feedback import Judgment
 from moderation.taxonomy import Taxonomy
+from moderation.training.data import Example
 
 
 @dataclass

@@ -6,7 +6,7 @@ not* flag; anything else is free. "Flagged" means the score reaches the category
 must-not-flag category is.
 
 These are the first things a new user types. The cases are written for this suite: the sentence frames
-and most fillers differ from the training templates in moderation/templates.py (a test checks that no
+and most fillers differ from the training templates in moderation/training/templates.py (a test checks that no
 case shares a five-word run with any training template), but identity-group names are shared. Torch-free:
 it runs against any `Moderator`.
 

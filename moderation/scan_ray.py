@@ -23,7 +23,7 @@ from typing import TextIO
 import numpy as np
 
 from moderation.runtime import Moderator
-from moderation.scan import BadItem, Item, ResultWriter, ScanError, ScanSummary, Scanner, ScoreCache, read_items
+from moderation.scan import BadItem, Item, ResultWriter, ScanError, Scanner, ScanSummary, ScoreCache, read_items
 
 BLOCK_ROWS = 1024  # rows per block the reader yields: small enough to stream, large enough to batch well
 

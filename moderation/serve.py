@@ -169,6 +169,7 @@ def create_app(moderator, config: ServeConfig | None = None, token: str | None =
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+
     from labeling.backend import backend_router
 
     cfg = config or ServeConfig()

@@ -34,7 +34,7 @@ def results() -> dict[str, str]:
 
 
 def module_of(mutant: str) -> str:
-    """'moderation.rl.x_ppo_loss__mutmut_3' -> 'moderation/rl.py'."""
+    """'moderation.training.rl.x_ppo_loss__mutmut_3' -> 'moderation/training/rl.py'."""
     parts = mutant.split(".")
     mod = []
     for p in parts:

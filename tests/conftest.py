@@ -25,7 +25,7 @@ def taxonomy():
 
 @pytest.fixture(scope="session")
 def examples(taxonomy):
-    from moderation.data import load_examples
+    from moderation.training.data import load_examples
 
     if not data_dir().is_dir():
         pytest.skip(f"datasets not found at {data_dir()}")
@@ -35,7 +35,7 @@ def examples(taxonomy):
 def make_tiny_policy(categories, finetune="full", max_length=32, stride=8, seed=0):
     import torch
 
-    from moderation.policy import PolicyConfig, PolicyModel, base_model_dir
+    from moderation.training.policy import PolicyConfig, PolicyModel, base_model_dir
 
     torch.manual_seed(seed)
     cfg = PolicyConfig(categories=list(categories), encoder=dict(TINY_ENCODER), max_length=max_length, stride=stride,
@@ -71,7 +71,7 @@ def tiny_checkpoint(tmp_path_factory, taxonomy):
 @pytest.fixture(scope="session")
 def tiny_package(tmp_path_factory, taxonomy, tiny_checkpoint, small_examples):
     """The tiny policy exported through the real pipeline (ONNX, fusion, INT8, gate, card, manifest)."""
-    from moderation.export import ExportConfig, export_package
+    from moderation.training.export import ExportConfig, export_package
 
     out = tmp_path_factory.mktemp("pkg") / "tiny"
     export_package(tiny_checkpoint, out, taxonomy, small_examples["validation"], small_examples["test"],

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from moderation.behavioural import benign_prefix, cases, harmful_sentences, judge, position_cases, run_suite
-from moderation.templates import training_templates
+from moderation.training.templates import training_templates
 
 # The shipped model's pass rate per capability is recorded in benchmarks/results/generalization.json (the
 # full suite, `benchmarks/generalization.py`). Here it is re-measured on the suite without the long position

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from labeling.queue import QueueItem, select
-from moderation.data import Example, _merge
-from moderation.rl import RewardHackingGuard, ppo_loss
-
+from moderation.training.data import Example, _merge
+from moderation.training.rl import RewardHackingGuard, ppo_loss
 
 # ---------------------------------------------------------------- RL objective
 
@@ -24,7 +23,7 @@ def _setup(seed=0, b=4, g=6, c=7):
 
 
 def test_the_rl_loss_carries_the_kl_leash():
-    from moderation.policy import bernoulli_kl, label_set_log_prob
+    from moderation.training.policy import bernoulli_kl, label_set_log_prob
 
     z, y = _setup()
     ref = z + 1.0  # the reference policy differs
@@ -42,7 +41,7 @@ def test_the_rl_loss_carries_the_kl_leash():
 def test_the_policy_gradient_is_clipped():
     """Once the ratio has left [1 - clip, 1 + clip] in the direction the advantage favours, the sample gives
     no more gradient; inside the band it does."""
-    from moderation.policy import label_set_log_prob
+    from moderation.training.policy import label_set_log_prob
 
     z, y = _setup(b=1, g=1)
     logp = label_set_log_prob(z, y)
@@ -71,7 +70,7 @@ def test_reward_hacking_guard_stops_after_patience_bad_evaluations():
 
 
 def test_reward_anchor_holds_the_beliefs_near_their_start():
-    from moderation.reward import RewardConfig, train_reward
+    from moderation.training.reward import RewardConfig, train_reward
 
     rng = np.random.default_rng(0)
     n, d, c = 60, 8, 3
@@ -84,7 +83,7 @@ def test_reward_anchor_holds_the_beliefs_near_their_start():
         cfg = RewardConfig(embed_dim=d, n_categories=c, cost_fn=(1.0,) * c, cost_fp=(1.0,) * c, epochs=30, anchor=anchor)
         model = train_reward(emb, idx, chosen, rejected, cfg, log=lambda *a: None)
         torch.manual_seed(cfg.seed)
-        from moderation.reward import RewardModel
+        from moderation.training.reward import RewardModel
 
         start = RewardModel(cfg)
         return sum(((p - p0) ** 2).sum().item() for p, p0 in zip(model.belief.parameters(), start.belief.parameters()))

@@ -5,8 +5,16 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from moderation.data import (LOADERS, SOURCE_TABLE, DataError, label_matrix, load_examples, normalise_for_dedup,
-                             resolve_data_dir, split_of)
+from moderation.training.data import (
+    LOADERS,
+    SOURCE_TABLE,
+    DataError,
+    label_matrix,
+    load_examples,
+    normalise_for_dedup,
+    resolve_data_dir,
+    split_of,
+)
 from tests.conftest import data_dir
 
 # Rows each loader must return from the files as shipped (before cross-source deduplication).

@@ -60,9 +60,8 @@ def test_the_docs_have_examples_of_each_kind():
 @pytest.fixture(scope="module")
 def shipped_server(tmp_path_factory):
     """`moderate serve` with the shipped model, for examples that use the OpenAI client."""
-    from tests.test_serve import TOKEN, _start
-
     from labeling.server import free_port
+    from tests.test_serve import TOKEN, _start
 
     port = free_port()
     proc = _start(ROOT / "models" / "default", tmp_path_factory.mktemp("docs-store"), port)

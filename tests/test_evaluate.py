@@ -1,12 +1,22 @@
-"""moderation/evaluate.py: metrics on masked soft labels, thresholds, utility — exact values on small inputs."""
+"""moderation/training/evaluate.py: metrics on masked soft labels, thresholds, utility — exact values on small inputs."""
 
 import json
 
 import numpy as np
 import pytest
 
-from moderation.evaluate import (MIN_POSITIVES, Thresholds, auprc, binarise, cost_optimal_utility, evaluate_scores,
-                                 expected_calibration_error, macro, markdown_summary, unsafe_target)
+from moderation.training.evaluate import (
+    MIN_POSITIVES,
+    Thresholds,
+    auprc,
+    binarise,
+    cost_optimal_utility,
+    evaluate_scores,
+    expected_calibration_error,
+    macro,
+    markdown_summary,
+    unsafe_target,
+)
 
 
 def test_binarise_counts_half_the_annotators_as_positive():

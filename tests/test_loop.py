@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 import cli
-from moderation.registry import Registry, RegistryError, gate
+from moderation.training.registry import Registry, RegistryError, gate
 
 runner = CliRunner()
 
@@ -75,7 +75,7 @@ def test_registry_cli_refuses_a_regressing_model_promotes_a_better_one_and_rolls
 
 
 def test_metrics_are_measured_when_the_export_report_predates_them(tmp_path, tiny_package, small_examples):
-    from moderation.registry import has_utility, package_metrics
+    from moderation.training.registry import has_utility, package_metrics
 
     old = _package_with(tmp_path, tiny_package, "old", 0.0, {})
     report = json.loads((old / "export_report.json").read_text())
@@ -92,7 +92,7 @@ def test_reward_model_starts_at_the_policys_own_beliefs(taxonomy):
     """Before any review, the reward model's best label set is the policy's cost-optimal decision."""
     import itertools
 
-    from moderation.reward import RewardConfig, RewardModel, embed_texts
+    from moderation.training.reward import RewardConfig, RewardModel, embed_texts
     from tests.conftest import make_tiny_policy
 
     policy = make_tiny_policy(taxonomy.names, seed=5).eval()
@@ -114,11 +114,11 @@ def test_reward_model_starts_at_the_policys_own_beliefs(taxonomy):
 def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoint, small_examples, examples, taxonomy, tmp_path):
     """select -> push -> simulated reviews (real API) -> pull -> reward -> RL -> export -> gate -> registry."""
     from labeling.client import connect
-    from moderation.export import ExportConfig
     from moderation.feedback import FeedbackStore
-    from moderation.improve import ImproveConfig
-    from moderation.loop import LoopConfig, run_iteration
-    from moderation.rl import RLConfig
+    from moderation.training.export import ExportConfig
+    from moderation.training.improve import ImproveConfig
+    from moderation.training.loop import LoopConfig, run_iteration
+    from moderation.training.rl import RLConfig
 
     creds, _ = label_studio
     reg = Registry(tmp_path / "registry")

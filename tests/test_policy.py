@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from moderation.policy import PolicyModel, bernoulli_kl, label_set_log_prob
 from moderation.proposals import proposals_from_logits
+from moderation.training.policy import PolicyModel, bernoulli_kl, label_set_log_prob
 from tests.conftest import make_tiny_policy
 
 TEXTS = ["you are a wonderful person", "I will hurt you", "win a free prize now, text 8888", "the vote was rigged"]

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from moderation.reward import RewardConfig, RewardModel, bradley_terry_loss, pairwise_accuracy, train_reward
-from moderation.rl import RLConfig, _group_advantages, train_rl
+from moderation.training.reward import RewardConfig, RewardModel, bradley_terry_loss, pairwise_accuracy, train_reward
+from moderation.training.rl import RLConfig, _group_advantages, train_rl
 from tests.conftest import make_tiny_policy
 
 

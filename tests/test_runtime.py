@@ -27,7 +27,7 @@ def test_exported_package_is_complete(tiny_package):
 
 
 def test_runtime_matches_torch(tiny_package, tiny_checkpoint):
-    from moderation.policy import PolicyModel
+    from moderation.training.policy import PolicyModel
 
     torch_probs = PolicyModel.load(tiny_checkpoint).predict_proba(TEXTS)
     onnx_probs = Moderator.load(tiny_package).score(TEXTS)
@@ -133,7 +133,7 @@ def test_default_model_behaves_sensibly(default_package):
 
 
 def test_parity_gate_refuses_a_model_that_drifts(tiny_checkpoint, taxonomy, small_examples, tmp_path):
-    from moderation.export import ExportConfig, ParityError, export_package
+    from moderation.training.export import ExportConfig, ParityError, export_package
 
     cfg = ExportConfig(parity_examples=100, max_abs_diff=1e-9)  # no INT8 model is this close
     with pytest.raises(ParityError, match="a probability moved by"):

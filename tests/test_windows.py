@@ -4,9 +4,8 @@ and pre-0.4 packages keep their old segmentation so their scores do not move."""
 import numpy as np
 import pytest
 
-from moderation.policy import base_model_dir
-from moderation.windows import (MAX_SEGMENTS, SENTENCES_ALL, SENTENCES_LONG, SENTENCES_NONE, encode_windows,
-                                load_tokenizer)
+from moderation.training.policy import base_model_dir
+from moderation.windows import MAX_SEGMENTS, SENTENCES_ALL, SENTENCES_LONG, SENTENCES_NONE, encode_windows, load_tokenizer
 
 
 @pytest.fixture(scope="module")

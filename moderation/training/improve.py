@@ -24,14 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moderation.data import stable_unit
 from moderation.errors import ModerationError, check_config
-from moderation.evaluate import cost_optimal_utility
 from moderation.feedback import Judgment, preference_pairs
-from moderation.policy import PolicyModel, label_set_log_prob, lora_optimizer, set_seed
-from moderation.reward import RewardConfig, RewardModel, embed_texts, pairs_to_arrays, pairwise_accuracy, train_reward
-from moderation.rl import RLConfig, RLHistory, train_rl
 from moderation.taxonomy import Taxonomy
+from moderation.training.data import stable_unit
+from moderation.training.evaluate import cost_optimal_utility
+from moderation.training.policy import PolicyModel, label_set_log_prob, lora_optimizer, set_seed
+from moderation.training.reward import RewardConfig, RewardModel, embed_texts, pairs_to_arrays, pairwise_accuracy, train_reward
+from moderation.training.rl import RLConfig, RLHistory, train_rl
 
 
 @dataclass

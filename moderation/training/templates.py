@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import string
 
-from moderation.data import Example
+from moderation.training.data import Example
 
 SOURCE = "training_templates"
 LICENSE = "CC0 1.0 (written for this project)"
@@ -113,7 +113,7 @@ def _fill(frame: str, slots: dict[str, tuple[str, ...]], rng: random.Random) -> 
 
 def training_templates(per_family: int = 300, seed: int = 0) -> list[Example]:
     """`per_family` distinct texts from each family, split "train", source "training_templates"."""
-    from moderation.data import ALL_CATEGORIES
+    from moderation.training.data import ALL_CATEGORIES
 
     rng = random.Random(seed)
     out = []

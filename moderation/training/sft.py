@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from moderation.data import Example, label_matrix
 from moderation.errors import check_config
-from moderation.evaluate import auprc, macro
 from moderation.package import atomic_replace, atomic_write_text
-from moderation.policy import PolicyModel, cpu_supports_bf16, set_seed
+from moderation.training.data import Example, label_matrix
+from moderation.training.evaluate import auprc, macro
+from moderation.training.policy import PolicyModel, cpu_supports_bf16, set_seed
 from moderation.windows import encode_windows, load_tokenizer, pad_batch
 
 
@@ -305,7 +305,7 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
 def train_from_datasets(out: Path, examples: list[Example], categories: list[str], tcfg, cfg: SFTConfig, finetune: str = "full",
                         resume: bool = True, log=print) -> dict:
     """`moderate train sft`: build the training set (training_set.py), record how, and train from the base model."""
-    from moderation.training_set import build_training_set
+    from moderation.training.training_set import build_training_set
 
     train, validation = build_training_set(examples, tcfg)
     set_seed(cfg.seed)

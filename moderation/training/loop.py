@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from moderation.errors import ConfigError, check_config
-from moderation.improve import ImproveConfig
-from moderation.rl import RLConfig
+from moderation.training.improve import ImproveConfig
+from moderation.training.rl import RLConfig
 
 
 @dataclass
@@ -64,11 +64,11 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     from labeling.annotations import export_tasks, tasks_to_judgments
     from labeling.queue import QueueItem, ensure_project, existing_item_ids, push, select
     from labeling.simulate import simulatable_examples, simulate
-    from moderation.export import ExportConfig, ParityError, export_package
-    from moderation.improve import embedding_table, feedback_data, fit_reward, rl_on_feedback, sft_on_corrections
-    from moderation.policy import PolicyModel
-    from moderation.registry import RegistryError, metrics_from_report
     from moderation.runtime import Moderator
+    from moderation.training.export import ExportConfig, ParityError, export_package
+    from moderation.training.improve import embedding_table, feedback_data, fit_reward, rl_on_feedback, sft_on_corrections
+    from moderation.training.policy import PolicyModel
+    from moderation.training.registry import RegistryError, metrics_from_report
 
     timings: dict[str, float] = {}
     report: dict = {"config": {k: v for k, v in asdict(cfg).items() if k != "improve"}}
@@ -143,7 +143,8 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     package = registry.root / "packages" / version
     base_ecfg = replace(export_config or ExportConfig(), version=version)
     validation, test = [e for e in examples if e.split == "validation"], [e for e in examples if e.split == "test"]
-    # RL sharpens some logits, and INT8 weights can then move a probability past the parity gate's 0.02; the
+    # RL sharpens some logits, and INT8 can then move a probability past the parity gate's bound (MAX_ABS_DIFF:
+    # 0.1 for the default int8, 0.02 for int8-weights); the
     # candidate is then exported exactly (fp32: ~3x larger, slower) and still judged on its merits.
     attempts = [base_ecfg.quantization] + (["none"] if base_ecfg.quantization != "none" else [])
     report["export"] = {}
@@ -239,10 +240,10 @@ def run_from_registry(cfg: LoopConfig, client, url: str, registry, store_dir: Pa
     """`moderate loop`: one iteration starting from the registry's production model. Candidates are `rows`
     (items from a file named `source`) or else the validation split (with --simulate, only items whose
     source kept each annotator's labels)."""
-    from moderation.data import Example, load_examples
     from moderation.errors import ModerationError
     from moderation.feedback import FeedbackStore
     from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import Example, load_examples
 
     prod = registry.production()
     if prod is None:

@@ -100,7 +100,7 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
 @torch.no_grad()
 def embed_texts(policy, texts: list[str], batch_size: int = 64) -> np.ndarray:
     """h(x) = [raw logits z (C); mean-pooled encoder state (D)] from the policy's first window, one pass per text."""
-    from moderation.policy import masked_mean
+    from moderation.training.policy import masked_mean
     from moderation.windows import length_sorted_batches
 
     policy.eval()

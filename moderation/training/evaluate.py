@@ -198,7 +198,7 @@ def evaluate_scores(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, so
 def tune_on_validation(score, validation: list, taxonomy: Taxonomy) -> Thresholds:
     """Score the validation examples with `score` (texts -> probabilities) and tune thresholds on them: the
     one place thresholds come from (eval, export)."""
-    from moderation.data import label_matrix
+    from moderation.training.data import label_matrix
 
     y, m = label_matrix(validation, taxonomy.names)
     return tune_thresholds(np.asarray(score([e.text for e in validation])), y, m, taxonomy)
@@ -206,7 +206,7 @@ def tune_on_validation(score, validation: list, taxonomy: Taxonomy) -> Threshold
 
 def evaluate_examples(score, examples: list, taxonomy: Taxonomy, thresholds: Thresholds) -> tuple[dict, np.ndarray]:
     """Score labelled examples and report on them (eval, export, registry); returns (report, probabilities)."""
-    from moderation.data import label_matrix
+    from moderation.training.data import label_matrix
 
     y, m = label_matrix(examples, taxonomy.names)
     probs = np.asarray(score([e.text for e in examples])) if examples else np.zeros((0, len(taxonomy)))
@@ -277,8 +277,8 @@ def evaluate_model(model: Path, split: str, out: Path, taxonomy: Taxonomy | None
                    log=lambda message: None) -> str:
     """`moderate eval`: a model package or a policy checkpoint, thresholds tuned on validation, measured on
     `split`; writes report.json, report.md and pr_curves.png to `out` and returns the Markdown."""
-    from moderation.data import label_matrix, load_examples
     from moderation.errors import ModerationError
+    from moderation.training.data import label_matrix, load_examples
 
     if (model / "manifest.json").is_file():  # the torch-free path: a package needs no seed and no torch
         from moderation.runtime import Moderator
@@ -287,8 +287,8 @@ def evaluate_model(model: Path, split: str, out: Path, taxonomy: Taxonomy | None
         taxonomy = taxonomy or runtime.taxonomy
         score = runtime.score
     elif (model / "policy_config.json").is_file():
-        from moderation.policy import PolicyModel, set_seed
         from moderation.taxonomy import load_taxonomy
+        from moderation.training.policy import PolicyModel, set_seed
 
         set_seed(seed)
         policy = PolicyModel.load(model)

@@ -101,8 +101,8 @@ def package_metrics(package: Path, test_examples=None) -> dict:
         return metrics_from_report(_export_test_report(package))
     if test_examples is None:
         raise RegistryError(f"{package}: its export report has no reviewer utility; measure it on the test split")
-    from moderation.evaluate import Thresholds, evaluate_examples
     from moderation.runtime import Moderator
+    from moderation.training.evaluate import Thresholds, evaluate_examples
 
     mod = Moderator.load(package)
     thresholds = Thresholds(review=mod.review_thresholds.tolist(), block=mod.block_thresholds.tolist())

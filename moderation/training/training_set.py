@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from moderation.augment import with_benign_context
-from moderation.data import LOADERS, Example
 from moderation.errors import ConfigError
-from moderation.templates import training_templates
+from moderation.training.augment import with_benign_context
+from moderation.training.data import LOADERS, Example
+from moderation.training.templates import training_templates
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from moderation.data import Example
+from moderation.training.data import Example
 from moderation.windows import sentences
 
 MIN_KNOWN_FOR_CLEAN = 4  # a context sentence comes from a text whose source judged at least this many categories

@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 from moderation.errors import ModerationError
 from moderation.taxonomy import Taxonomy, load_taxonomy
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "datasets"  # beside the checkout
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 
@@ -728,7 +728,7 @@ def stats_tables(examples: list[Example], categories: list[str]):
         table.add_column(col, justify="left" if col in ("source", "split") else "right")
     for row in stats(examples, categories):
         table.add_row(row["source"], row["split"], str(row["n"]), *[(f"{row[c][0]}/{row[c][1]}" if row[c][1] else "") for c in categories])
-    rules = Table(title="What each source may teach (moderation/data.py SOURCE_TABLE)")
+    rules = Table(title="What each source may teach (moderation/training/data.py SOURCE_TABLE)")
     for col in ("source", "judged", "assumed negative", "negative if clean", "license"):
         rules.add_column(col)
     for name, rule in SOURCE_TABLE.items():

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from moderation.errors import ConfigError, check_config
-from moderation.evaluate import utility_at
-from moderation.policy import PolicyModel, bernoulli_kl, entropy, label_set_log_prob, lora_optimizer, set_seed
-from moderation.reward import RewardModel
 from moderation.taxonomy import Taxonomy
+from moderation.training.evaluate import utility_at
+from moderation.training.policy import PolicyModel, bernoulli_kl, entropy, label_set_log_prob, lora_optimizer, set_seed
+from moderation.training.reward import RewardModel
 
 
 @dataclass

@@ -1,0 +1,79 @@
+"""labeling/queue.py without a server: which items each strategy picks, and the exact task a reviewer gets.
+(Pushing to a real Label Studio is tested in test_review.py.)"""
+
+import numpy as np
+import pytest
+
+from labeling.queue import QueueItem, _logit, fresh_items, prediction, select, task_payload
+
+NAMES = ["toxic", "hate", "violence", "sexual", "self_harm", "misleading", "spam"]
+
+
+def items(scores):
+    return [QueueItem(str(i), f"text {i}", np.asarray(s, dtype=float)) for i, s in enumerate(scores)]
+
+
+def test_logit_is_finite_at_zero_and_one():
+    z = _logit(np.array([0.0, 0.5, 1.0]))
+    assert np.isfinite(z).all() and z[1] == 0.0
+    assert z[0] == pytest.approx(np.log(1e-6 / (1 - 1e-6))) and z[2] == pytest.approx(-z[0])
+
+
+def test_uncertainty_measures_distance_to_each_categorys_own_threshold():
+    thresholds = np.array([0.2, 0.9])
+    pool = items([[0.5, 0.5], [0.21, 0.01], [0.01, 0.88], [0.99, 0.01]])
+    assert [it.item_id for it in select(pool, 2, "uncertainty", thresholds)] == ["1", "2"]
+
+
+def test_uncertainty_keeps_input_order_between_ties():
+    pool = items([[0.3, 0.3]] * 5)
+    assert [it.item_id for it in select(pool, 5, "uncertainty", np.array([0.5, 0.5]))] == ["0", "1", "2", "3", "4"]
+
+
+def test_random_follows_its_seed():
+    pool = items(np.random.default_rng(0).random((50, 2)))
+    thr = np.array([0.5, 0.5])
+    first = [it.item_id for it in select(pool, 10, "random", thr)]
+    assert first == [it.item_id for it in select(pool, 10, "random", thr, seed=0)]  # the default seed is 0
+    assert first != [it.item_id for it in select(pool, 10, "random", thr, seed=1)]
+
+
+def test_audit_samples_only_confident_items():
+    rng = np.random.default_rng(1)
+    pool = items(np.vstack([np.full((20, 2), 0.5), rng.choice([0.001, 0.999], (20, 2))]))
+    chosen = select(pool, 15, "audit", np.array([0.5, 0.5]), seed=3)
+    assert len(chosen) == 15 and all(int(it.item_id) >= 20 for it in chosen)
+
+
+def test_unknown_strategy_and_empty_pool():
+    with pytest.raises(ValueError, match=r"unknown strategy 'loudest'; choose one of uncertainty, disagreement, random, audit"):
+        select(items([[0.5]]), 1, "loudest", np.array([0.5]))
+    assert select([], 3, "uncertainty", np.array([0.5])) == []
+
+
+def test_prediction_pre_fills_exactly_the_given_labels():
+    pred = prediction((1, 0, 1), np.array([0.7, 0.1, 0.9]), ["a", "b", "c"], "0.4.0")
+    assert pred == {"model_version": "0.4.0", "score": pytest.approx(0.9),
+                    "result": [{"from_name": "categories", "to_name": "text", "type": "choices", "value": {"choices": ["a", "c"]}}]}
+    assert prediction((0, 0, 0), np.array([0.1, 0.2, 0.3]), ["a", "b", "c"], "v")["result"] == []
+    assert prediction((), np.array([]), [], "v")["score"] == 0.0
+
+
+def test_task_payload_records_scores_thresholds_and_proposals(taxonomy):
+    scores = np.array([0.61234, 0.02, 0.3, 0.01, 0.01, 0.01, 0.01])
+    thresholds = np.array([0.5, 0.33, 0.25, 0.33, 0.2, 0.5, 0.6])
+    task = task_payload(QueueItem("x1", "hello", scores, "src"), taxonomy, "0.4.0", 3, thresholds, seed=0)
+    data = task["data"]
+    assert data["item_id"] == "x1" and data["source"] == "src" and data["model_version"] == "0.4.0" and data["text"] == "hello"
+    assert data["scores"]["toxic"] == 0.6123 and data["review_thresholds"]["violence"] == 0.25
+    assert [p["id"] for p in data["proposals"]] == ["card-1", "card-2", "card-3"]
+    assert len(data["proposal_labels"]) == 3 and len(set(map(tuple, data["proposal_labels"]))) == 3
+    assert data["proposal_labels"][0] == [1, 0, 0, 0, 0, 0, 0]  # the most likely set: toxic only
+    assert task["predictions"][0]["model_version"] == "0.4.0"
+    assert task["predictions"][0]["result"][0]["value"]["choices"] == ["toxic"]
+
+
+def test_fresh_items_skips_what_the_project_has_and_repeats():
+    pool = items([[0.1], [0.2], [0.3]]) + items([[0.4]])  # the last repeats id "0"
+    fresh = fresh_items(pool, {"1"})
+    assert [it.item_id for it in fresh] == ["0", "2"]
