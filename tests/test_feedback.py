@@ -57,3 +57,41 @@ def test_a_damaged_store_is_an_error_naming_the_line(tmp_path):
         FeedbackStore(tmp_path, CATS)
     header = json.loads(store.path.read_text().splitlines()[0])
     assert header == {"_header": True, "categories": CATS}
+
+
+def test_every_field_survives_a_reload_and_text_is_stored_as_written(tmp_path):
+    rich = Judgment(key="k9", item_id="i9", text="café — naïve 😀", reviewer="r2", model_version="0.4.0", gold=(0, 1),
+                    ranking=[(0, 1), (1, 1)], proposals=[(1, 1), (0, 1), (0, 0)], seconds=12.5, created_at="2026-11-29", note="n")
+    skipped = Judgment(key="k10", item_id="i10", text="t", reviewer="r2", model_version="0.4.0", status="skipped")
+    store = FeedbackStore(tmp_path, CATS)
+    assert store.add([rich, skipped]) == 2
+    raw = store.path.read_text(encoding="utf-8")
+    assert "café — naïve 😀" in raw and raw.endswith("\n")  # not \u-escaped
+    back = {j.key: j for j in FeedbackStore(tmp_path, CATS).judgments()}
+    assert back["k9"] == rich and back["k10"] == skipped and back["k10"].gold is None
+
+
+def test_an_empty_store_saves_its_header_only(tmp_path):
+    store = FeedbackStore(tmp_path, CATS)
+    store.save()
+    assert store.path.read_text() == json.dumps({"_header": True, "categories": CATS}) + "\n"  # no blank line
+    assert len(FeedbackStore(tmp_path, CATS)) == 0
+
+
+def test_pairs_carry_their_judgment_and_corrections_beat_the_proposals():
+    j = judgment(gold=(0, 1), ranking=[(1, 0), (0, 0)])
+    j.proposals = [(1, 1), (0, 1)]  # what was proposed differs from what was ranked
+    pairs = preference_pairs(j)
+    assert all((p.key, p.item_id, p.text, p.reviewer) == (j.key, j.item_id, j.text, j.reviewer) for p in pairs)
+    corrections = {(p.chosen, p.rejected) for p in pairs if p.origin == "correction"}
+    assert corrections == {((0, 1), (1, 1))}  # against the proposals, not the ranking
+
+
+def test_stats_and_corrections_count_exactly(tmp_path):
+    store = FeedbackStore(tmp_path, CATS)
+    store.add([judgment("a"), judgment("b", item_id="i2", gold=(0, 0), ranking=((0, 0), (1, 0))),
+               judgment("c", item_id="i3", status="skipped")])
+    assert [j.key for j in store.corrections()] == ["a", "b"]  # the skipped one has a gold set but is not done
+    assert store.stats() == {"judgments": 3, "status_done": 2, "status_skipped": 1, "corrections": 2,
+                             "preference_pairs": len(store.pairs()), "reviewers": 1}
+    assert len(store.pairs()) == 3 + 1  # a: 3 pairs (see above); b: ranking (0,0) > (1,0), which its correction repeats
