@@ -295,10 +295,13 @@ def eval_cmd(
 
     Thresholds are tuned on the validation split with the same model, then applied to SPLIT.
     """
-    from moderation.training.evaluate import evaluate_model
+    from moderation.training.evaluate import evaluate_model, scorer_for
 
-    tax = _taxonomy(taxonomy) if taxonomy else None
-    typer.echo(evaluate_model(model, split.value, out, tax, data_dir, seed, log=say))
+    score, own = scorer_for(model, seed)
+    tax = _taxonomy(taxonomy) if taxonomy or own is None else own
+    examples = _examples(data_dir, tax)
+    validation, target = [e for e in examples if e.split == "validation"], [e for e in examples if e.split == split.value]
+    typer.echo(evaluate_model(score, str(model), validation, target, split.value, tax, out, log=say))
 
 
 @app.command("check")

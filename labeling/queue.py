@@ -150,10 +150,10 @@ def push(client, url: str, project_id: int, items: list[QueueItem], taxonomy: Ta
     return {"requested": len(items), "created": created, "already_present": len(items) - created}
 
 
-def push_for_review(client, url: str, project_title: str, moderator, ids: list[str], texts: list[str], sources: list[str],
-                    n: int, strategy: str, k: int = 4, pool: int = 5000, seed: int = 0, log=lambda message: None) -> dict:
-    """`moderate review push`: draw a random pool of at most `pool` candidates (0: all), score them with a
-    progress bar, choose `n` by `strategy`, and push them to the project (created if needed)."""
+def choose_for_review(score, review_thresholds: np.ndarray, ids: list[str], texts: list[str], sources: list[str], n: int,
+                      strategy: str, k: int = 4, pool: int = 5000, seed: int = 0, log=lambda message: None) -> tuple[list[QueueItem], int]:
+    """Draw a random pool of at most `pool` candidates (0: all), score them with `score` (texts ->
+    probabilities) under a progress bar, and choose `n` by `strategy`. Returns (chosen, how many were scored)."""
     import sys
 
     from tqdm import tqdm
@@ -164,11 +164,18 @@ def push_for_review(client, url: str, project_title: str, moderator, ids: list[s
         ids, texts, sources = [ids[i] for i in keep], [texts[i] for i in keep], [sources[i] for i in keep]
     scores = []
     with tqdm(total=len(texts), desc="scoring candidates", unit=" texts", file=sys.stderr, dynamic_ncols=True) as bar:
-        for i in range(0, len(texts), 256):
-            scores.extend(moderator.score(texts[i : i + 256]))
-            bar.update(len(texts[i : i + 256]))
+        for start in range(0, len(texts), 256):
+            scores.extend(score(texts[start : start + 256]))
+            bar.update(len(texts[start : start + 256]))
     items = [QueueItem(i, t, s, src) for i, t, s, src in zip(ids, texts, scores, sources)]
-    chosen = select(items, n, strategy, moderator.review_thresholds, k=k, seed=seed)
+    return select(items, n, strategy, review_thresholds, k=k, seed=seed), len(texts)
+
+
+def push_for_review(client, url: str, project_title: str, moderator, ids: list[str], texts: list[str], sources: list[str],
+                    n: int, strategy: str, k: int = 4, pool: int = 5000, seed: int = 0, log=lambda message: None) -> dict:
+    """`moderate review push`: choose (above) and push to the project (created if needed)."""
+    chosen, scored = choose_for_review(moderator.score, moderator.review_thresholds, ids, texts, sources, n, strategy, k, pool,
+                                       seed, log)
     project = ensure_project(client, url, project_title, moderator.taxonomy)
     result = push(client, url, project.id, chosen, moderator.taxonomy, moderator.version, moderator.review_thresholds, k=k, seed=seed)
-    return {"project": project.id, "strategy": strategy, "scored": len(texts), **result}
+    return {"project": project.id, "strategy": strategy, "scored": scored, **result}

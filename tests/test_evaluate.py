@@ -99,3 +99,44 @@ def test_thresholds_round_trip_and_refuse_missing_categories():
     assert back.review == [0.2, 0.3] and back.block == [0.8, 0.9]
     with pytest.raises(ValueError, match="missing categories"):
         Thresholds.from_json(data, ["a", "b", "c"])
+
+
+def test_write_report_writes_json_and_markdown(tmp_path, taxonomy):
+    from moderation.training.evaluate import write_report
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((100, len(taxonomy))) < 0.3).astype(float)
+    report = evaluate_scores(np.clip(y * 0.5 + rng.random(y.shape) * 0.5, 0, 1), y, np.ones_like(y), ["s"] * 100, taxonomy,
+                             Thresholds(review=[0.5] * len(taxonomy), block=[0.9] * len(taxonomy)))
+    write_report(report, tmp_path / "out", "My title")
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["macro_auprc"] == pytest.approx(report["macro_auprc"])
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.startswith("# My title\n") and f"**{report['macro_auprc']:.3f}**" in md and "| s |" in md
+
+
+def test_evaluate_model_tunes_on_validation_and_reports_the_split(tmp_path, taxonomy):
+    from moderation.training.data import Example
+    from moderation.training.evaluate import evaluate_model
+
+    rng = np.random.default_rng(2)
+
+    def examples(split, n):
+        out = []
+        for i in range(n):
+            bad = i % 3 == 0
+            out.append(Example(f"{split}{i}", f"{'bad' if bad else 'fine'} text {i}", "src", {c: float(bad) for c in taxonomy.names},
+                               split=split))
+        return out
+
+    def score(texts):
+        return np.array([[0.8 if t.startswith("bad") else 0.1] * len(taxonomy) for t in texts]) + rng.random((len(texts), 1)) * 0.05
+
+    logs = []
+    md = evaluate_model(score, "my-model", examples("validation", 90), examples("test", 60), "test", taxonomy, tmp_path / "e",
+                        log=logs.append)
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["model"] == "my-model" and report["split"] == "test" and report["n_items"] == 60
+    assert report["macro_auprc"] == pytest.approx(1.0) and set(report["thresholds"]) == set(taxonomy.names)
+    assert md == (tmp_path / "e" / "report.md").read_text() and "Evaluation of my-model on the test split" in md
+    assert (tmp_path / "e" / "pr_curves.png").is_file()
+    assert logs == ["scoring 90 validation texts to tune thresholds, then 60 test texts…"]

@@ -153,3 +153,14 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     assert again["push"]["created"] == 10 and again["pull"]["corrections"] == 40
     assert again["export"]["quantization"] == "none" and "parity gate" in again["export"]["int8_refused"]
     assert Registry(tmp_path / "registry").get(again["version"]).parent == report["version"]
+
+
+def test_next_version_bumps_the_newest_patch(tmp_path, tiny_package):
+    from moderation.training.registry import _version_key
+
+    reg = Registry(tmp_path / "reg")
+    assert reg.next_version() == "0.0.1"
+    for v in ("0.2.0", "0.10.1", "0.2.5", "experiment"):
+        reg.add(v, tiny_package, _metrics(-0.3))
+    assert reg.next_version() == "0.10.2"  # numeric order: 0.10.1 is newer than 0.2.5
+    assert _version_key("0.10.1") == (0, 10, 1) and _version_key("experiment") == (0,) and _version_key("1.x") == (0,)

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from labeling.queue import QueueItem, _logit, fresh_items, prediction, select, task_payload
+from labeling.queue import QueueItem, _logit, choose_for_review, fresh_items, prediction, select, task_payload
 
 NAMES = ["toxic", "hate", "violence", "sexual", "self_harm", "misleading", "spam"]
 
@@ -77,3 +77,24 @@ def test_fresh_items_skips_what_the_project_has_and_repeats():
     pool = items([[0.1], [0.2], [0.3]]) + items([[0.4]])  # the last repeats id "0"
     fresh = fresh_items(pool, {"1"})
     assert [it.item_id for it in fresh] == ["0", "2"]
+
+
+def test_choose_for_review_draws_a_pool_scores_it_in_chunks_and_selects():
+    calls, logs = [], []
+
+    def score(texts):
+        calls.append(len(texts))
+        return np.array([[0.5 if t.endswith("7") else 0.01] for t in texts])
+
+    ids = [str(i) for i in range(600)]
+    texts = [f"text {i}" for i in range(600)]
+    chosen, scored = choose_for_review(score, np.array([0.5]), ids, texts, ["s"] * 600, 5, "uncertainty", k=2, pool=300,
+                                       seed=0, log=logs.append)
+    assert scored == 300 and calls == [256, 44] and logs == ["drawing a random pool of 300 of the 600 candidates (--pool 0 scores them all)"]
+    assert len(chosen) == 5 and all(it.text.endswith("7") for it in chosen)  # the uncertain ones
+    assert all(it.source == "s" and it.item_id == it.text.split()[-1] for it in chosen)
+    same, _ = choose_for_review(score, np.array([0.5]), ids, texts, ["s"] * 600, 5, "uncertainty", k=2, pool=300, seed=0)
+    assert [it.item_id for it in same] == [it.item_id for it in chosen]  # the pool follows the seed
+    calls.clear()
+    everything, scored = choose_for_review(score, np.array([0.5]), ids, texts, ["s"] * 600, 5, "uncertainty", pool=0)
+    assert scored == 600 and calls == [256, 256, 88]

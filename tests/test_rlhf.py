@@ -129,3 +129,26 @@ def test_rl_stops_when_the_reward_model_and_the_reviewers_disagree(taxonomy):
     assert history.stopped_for_reward_hacking and history.rows[-1]["step"] < 200
     assert history.best_step == 0
     assert np.allclose(policy.predict_proba(texts), before, atol=1e-5)  # the starting policy is back
+
+
+def test_reward_model_round_trips_through_its_files(tmp_path):
+    cfg = RewardConfig(embed_dim=4, n_categories=3, cost_fn=(1.0, 2.0, 3.0), cost_fp=(1.0, 1.0, 1.0), epochs=5)
+    model = RewardModel(cfg)
+    with torch.no_grad():
+        model.belief.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    model.save(tmp_path / "rm")
+    assert sorted(p.name for p in (tmp_path / "rm").iterdir()) == ["reward.safetensors", "reward_config.json"]
+    back = RewardModel.load(tmp_path / "rm")
+    assert back.cfg == cfg
+    h, y = torch.randn(6, 4), torch.bernoulli(torch.full((6, 3), 0.5))
+    assert torch.allclose(back(h, y), model(h, y))
+
+
+def test_pairs_to_arrays_lines_up_texts_and_label_sets():
+    from moderation.feedback import PreferencePair
+    from moderation.training.reward import pairs_to_arrays
+
+    pairs = [PreferencePair("k", "i", "b", (1, 0), (0, 0), "r", "ranking"), PreferencePair("k", "i", "a", (0, 1), (1, 1), "r", "correction")]
+    idx, chosen, rejected = pairs_to_arrays(pairs, {"a": 0, "b": 1})
+    assert idx.tolist() == [1, 0] and idx.dtype == np.int64
+    assert chosen.tolist() == [[1, 0], [0, 1]] and rejected.tolist() == [[0, 0], [1, 1]] and chosen.dtype == np.float32

@@ -241,68 +241,41 @@ def markdown_summary(report: dict, title: str = "Evaluation") -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_pr_curves(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy, out_png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5.5))
-    for c, name in enumerate(taxonomy.names):
-        keep = mask[:, c] > 0
-        y = binarise(targets[keep, c])
-        if y.sum() < MIN_POSITIVES or y.sum() == len(y):
-            continue
-        p, r, _ = precision_recall_curve(y, probs[keep, c])
-        ax.plot(r, p, label=f"{name} (AP {average_precision_score(y, probs[keep, c]):.2f}, n+={int(y.sum())})")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    ax.set_title("Precision-recall per category (test split)")
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-
-
 def write_report(report: dict, out_dir: Path, title: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     (out_dir / "report.md").write_text(markdown_summary(report, title))
 
 
-def evaluate_model(model: Path, split: str, out: Path, taxonomy: Taxonomy | None = None, data_dir=None, seed: int = 0,
-                   log=lambda message: None) -> str:
-    """`moderate eval`: a model package or a policy checkpoint, thresholds tuned on validation, measured on
-    `split`; writes report.json, report.md and pr_curves.png to `out` and returns the Markdown."""
+def scorer_for(model: Path, seed: int = 0):
+    """(score function texts -> probabilities, the model's taxonomy or None) for a package or a checkpoint."""
     from moderation.errors import ModerationError
-    from moderation.training.data import label_matrix, load_examples
 
     if (model / "manifest.json").is_file():  # the torch-free path: a package needs no seed and no torch
         from moderation.runtime import Moderator
 
         runtime = Moderator.load(model)
-        taxonomy = taxonomy or runtime.taxonomy
-        score = runtime.score
-    elif (model / "policy_config.json").is_file():
-        from moderation.taxonomy import load_taxonomy
+        return runtime.score, runtime.taxonomy
+    if (model / "policy_config.json").is_file():
         from moderation.training.policy import PolicyModel, set_seed
 
         set_seed(seed)
         policy = PolicyModel.load(model)
-        taxonomy = taxonomy or load_taxonomy(None)
-        score = lambda texts: policy.predict_proba(texts, progress=True)  # noqa: E731
-    else:
-        raise ModerationError(f"{model}: neither a model package (manifest.json) nor a policy checkpoint (policy_config.json)")
-    examples = load_examples(data_dir, taxonomy=taxonomy, seed=0)
-    val = [e for e in examples if e.split == "validation"]
-    target = [e for e in examples if e.split == split]
-    log(f"scoring {len(val)} validation texts to tune thresholds, then {len(target)} {split} texts…")
-    thresholds = tune_on_validation(score, val, taxonomy)
+        return (lambda texts: policy.predict_proba(texts, progress=True)), None
+    raise ModerationError(f"{model}: neither a model package (manifest.json) nor a policy checkpoint (policy_config.json)")
+
+
+def evaluate_model(score, name: str, validation: list, target: list, split: str, taxonomy: Taxonomy, out: Path,
+                   log=lambda message: None) -> str:
+    """`moderate eval`: thresholds tuned on `validation`, measured on `target` (the `split`); writes report.json,
+    report.md and pr_curves.png to `out` and returns the Markdown."""
+    from moderation.training.data import label_matrix
+    from moderation.training.plots import plot_pr_curves
+
+    log(f"scoring {len(validation)} validation texts to tune thresholds, then {len(target)} {split} texts…")
+    thresholds = tune_on_validation(score, validation, taxonomy)
     report, probs = evaluate_examples(score, target, taxonomy, thresholds)
-    report.update(model=str(model), split=split, thresholds=thresholds.to_json(taxonomy.names))
-    write_report(report, out, f"Evaluation of {model} on the {split} split")
+    report.update(model=name, split=split, thresholds=thresholds.to_json(taxonomy.names))
+    write_report(report, out, f"Evaluation of {name} on the {split} split")
     plot_pr_curves(probs, *label_matrix(target, taxonomy.names), taxonomy, out / "pr_curves.png")
     return (out / "report.md").read_text()

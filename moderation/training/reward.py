@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from moderation.feedback import PreferencePair
+from moderation.package import atomic_replace, atomic_write_text
 
 
 @dataclass
@@ -80,8 +81,10 @@ class RewardModel(nn.Module):
     def save(self, out: str | Path) -> None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(out / "reward.safetensors"))
-        (out / "reward_config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+        tmp = out / "reward.safetensors.tmp"
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp))
+        atomic_replace(tmp, out / "reward.safetensors")
+        atomic_write_text(out / "reward_config.json", json.dumps(asdict(self.cfg), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> "RewardModel":

@@ -176,34 +176,7 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
         out = Path(out_dir)
         policy.save(out)
         (out / "rl_history.json").write_text(json.dumps({"config": asdict(cfg), **asdict(history)}, indent=2))
-        plot_history(history, out / "rl_curves.png")
+        from moderation.training.plots import plot_rl_history
+
+        plot_rl_history(history, out / "rl_curves.png")
     return history
-
-
-def plot_history(history: RLHistory, path: Path) -> None:
-    """Reward, KL, entropy per step and held-out utility / reward-model score per evaluation."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # plotting is optional; the JSON history is always written
-        return
-    rows = [r for r in history.rows if r.get("reward") is not None]
-    evals = [r for r in history.rows if r.get("heldout_utility") is not None]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
-    for ax, key in zip(axes[:3], ("reward", "kl", "entropy")):
-        ax.plot([r["step"] for r in rows], [r[key] for r in rows])
-        ax.set_title(key if key != "kl" else "KL to reference")
-        ax.set_xlabel("step")
-    ax = axes[3]
-    ax.plot([r["step"] for r in evals], [r["heldout_utility"] for r in evals], marker="o", label="held-out utility")
-    ax2 = ax.twinx()
-    ax2.plot([r["step"] for r in evals], [r["heldout_rm_reward"] for r in evals], marker="x", color="tab:orange", label="reward model")
-    ax.axvline(history.best_step, color="grey", linestyle=":")
-    ax.set_title("held-out: utility (o) vs reward model (x)" + (" — stopped: reward hacking" if history.stopped_for_reward_hacking else ""),
-                 fontsize=9)
-    ax.set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
