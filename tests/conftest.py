@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import tqdm
+
+# tqdm's monitor thread holds a lock that a fork (mutmut runs each mutant in a forked child) can copy in its
+# locked state, and the child then hangs on its first progress bar. The suite does not need the monitor.
+tqdm.tqdm.monitor_interval = 0
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_ENCODER = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,

@@ -140,3 +140,19 @@ def test_evaluate_model_tunes_on_validation_and_reports_the_split(tmp_path, taxo
     assert md == (tmp_path / "e" / "report.md").read_text() and "Evaluation of my-model on the test split" in md
     assert (tmp_path / "e" / "pr_curves.png").is_file()
     assert logs == ["scoring 90 validation texts to tune thresholds, then 60 test texts…"]
+
+
+def test_scorer_for_a_package_a_checkpoint_and_neither(tmp_path, tiny_package, tiny_checkpoint):
+    from moderation.errors import ModerationError
+    from moderation.runtime import Moderator
+    from moderation.training.evaluate import scorer_for
+    from moderation.training.policy import PolicyModel
+
+    texts = ["you are awful", "see you soon"]
+    score, taxonomy = scorer_for(tiny_package)
+    assert taxonomy.names == Moderator.load(tiny_package).taxonomy.names
+    assert np.allclose(score(texts), Moderator.load(tiny_package).score(texts))
+    score, taxonomy = scorer_for(tiny_checkpoint, seed=0)
+    assert taxonomy is None and np.allclose(score(texts), PolicyModel.load(tiny_checkpoint).predict_proba(texts), atol=1e-6)
+    with pytest.raises(ModerationError, match="neither a model package .* nor a policy checkpoint"):
+        scorer_for(tmp_path)

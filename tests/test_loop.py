@@ -164,3 +164,24 @@ def test_next_version_bumps_the_newest_patch(tmp_path, tiny_package):
         reg.add(v, tiny_package, _metrics(-0.3))
     assert reg.next_version() == "0.10.2"  # numeric order: 0.10.1 is newer than 0.2.5
     assert _version_key("0.10.1") == (0, 10, 1) and _version_key("experiment") == (0,) and _version_key("1.x") == (0,)
+
+
+def test_loop_command_ends_with_a_verdict_on_stderr_and_json_on_stdout(label_studio, tiny_package, tiny_checkpoint, tmp_path,
+                                                                       monkeypatch):
+    """`moderate loop` as a person runs it: a short verdict (what happened, why, what next) on stderr, the
+    JSON report alone on stdout, no library log lines, and exit code 0 (promoted) or 4 (refused)."""
+    creds, root = label_studio
+    monkeypatch.setenv("LABEL_STUDIO_USER_TOKEN", creds.token)
+    reg = Registry(tmp_path / "registry")
+    reg.add("0.1.0", tiny_package, _metrics(-10.0), checkpoint=tiny_checkpoint)
+    reg.promote("0.1.0")
+    r = runner.invoke(cli.app, ["loop", "--n", "12", "--simulate", "--method", "sft", "--rl-steps", "2", "--project", "loop cli",
+                                "--store", str(tmp_path / "fb"), "--registry", str(tmp_path / "registry"), "--url", creds.url,
+                                "--ls-dir", str(root)])
+    assert r.exit_code in (0, 4), r.output
+    report = json.loads(r.stdout.strip().splitlines()[-1])  # stdout: the JSON report and nothing else after it
+    assert report["parent"] == "0.1.0" and set(report) >= {"version", "promoted", "gate", "timings"}
+    verdict = r.stderr[r.stderr.index("PROMOTED" if report["promoted"] else "NOT PROMOTED"):]
+    assert report["version"] in verdict
+    assert ("rollback" in verdict) if report["promoted"] else ("next:" in verdict)
+    assert "matmul_nbits_quantizer" not in r.stderr and "[INFO]" not in r.stderr  # library noise stays off
