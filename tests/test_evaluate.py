@@ -52,6 +52,9 @@ def test_unsafe_target_is_known_only_when_it_can_be():
     mask = np.array([[1, 0], [1, 1], [0, 0], [0, 1]], dtype=float)
     pos, known = unsafe_target(targets, mask, [0, 1])
     assert pos.tolist() == [1, 0, 0, 1] and known.tolist() == [1, 1, 0, 1]
+    # exactly half the annotators counts as positive; an unknown label never does
+    pos, known = unsafe_target(np.array([[0.5, 0.0], [1.0, 1.0]]), np.array([[1, 0], [0, 0]], dtype=float), [0, 1])
+    assert pos.tolist() == [1, 0] and known.tolist() == [1, 0] and pos.dtype == np.float64
 
 
 def test_cost_optimal_utility_uses_the_taxonomy_costs(taxonomy):

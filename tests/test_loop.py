@@ -163,6 +163,9 @@ def test_next_version_bumps_the_newest_patch(tmp_path, tiny_package):
     for v in ("0.2.0", "0.10.1", "0.2.5", "experiment"):
         reg.add(v, tiny_package, _metrics(-0.3))
     assert reg.next_version() == "0.10.2"  # numeric order: 0.10.1 is newer than 0.2.5
+    short = Registry(tmp_path / "reg2")
+    short.add("2", tiny_package, _metrics(-0.3))
+    assert short.next_version() == "2.0.1"  # missing parts count as 0
     assert _version_key("0.10.1") == (0, 10, 1) and _version_key("experiment") == (0,) and _version_key("1.x") == (0,)
 
 

@@ -98,3 +98,35 @@ def test_choose_for_review_draws_a_pool_scores_it_in_chunks_and_selects():
     calls.clear()
     everything, scored = choose_for_review(score, np.array([0.5]), ids, texts, ["s"] * 600, 5, "uncertainty", pool=0)
     assert scored == 600 and calls == [256, 256, 88]
+
+
+def test_choose_for_review_shows_a_progress_bar_on_stderr(capsys):
+    score = lambda texts: np.full((len(texts), 1), 0.3)  # noqa: E731
+    ids = [str(i) for i in range(300)]
+    choose_for_review(score, np.array([0.5]), ids, ids, ["s"] * 300, 3, "random", pool=0)
+    err = capsys.readouterr().err
+    assert "scoring candidates: 100%" in err and "300/300" in err and " texts/s" in err
+
+
+def test_choose_for_review_passes_k_and_seed_to_the_strategy():
+    rng = np.random.default_rng(5)
+    scores = rng.random((200, 7))
+    ids = [str(i) for i in range(200)]
+    score = lambda texts: scores[[int(t) for t in texts]]  # noqa: E731
+    thr = np.full(7, 0.5)
+    for strategy in ("disagreement", "random"):
+        got = [it.item_id for it in choose_for_review(score, thr, ids, ids, ["s"] * 200, 10, strategy, k=6, pool=0, seed=4)[0]]
+        want = [it.item_id for it in select(items(scores), 10, strategy, thr, k=6, seed=4)]
+        assert got == want, strategy
+
+
+def test_task_payload_rounds_to_four_places_and_follows_its_seed(taxonomy):
+    scores = np.array([0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15])
+    thresholds = np.array([0.123456] * 7)
+    a = task_payload(QueueItem("x", "t", scores), taxonomy, "v", 4, thresholds)["data"]
+    assert a["review_thresholds"]["toxic"] == 0.1235
+    assert all(lp == round(lp, 4) for lp in a["proposal_log_probs"])
+    b = task_payload(QueueItem("x", "t", scores), taxonomy, "v", 4, thresholds, seed=0)["data"]
+    c = task_payload(QueueItem("x", "t", scores), taxonomy, "v", 4, thresholds, seed=7)["data"]
+    assert a["proposal_labels"] == b["proposal_labels"]  # the default seed is 0
+    assert a["proposal_labels"] != c["proposal_labels"]  # uncertain scores: the sampled alternatives follow the seed

@@ -151,4 +151,22 @@ def test_pairs_to_arrays_lines_up_texts_and_label_sets():
     pairs = [PreferencePair("k", "i", "b", (1, 0), (0, 0), "r", "ranking"), PreferencePair("k", "i", "a", (0, 1), (1, 1), "r", "correction")]
     idx, chosen, rejected = pairs_to_arrays(pairs, {"a": 0, "b": 1})
     assert idx.tolist() == [1, 0] and idx.dtype == np.int64
-    assert chosen.tolist() == [[1, 0], [0, 1]] and rejected.tolist() == [[0, 0], [1, 1]] and chosen.dtype == np.float32
+    assert chosen.tolist() == [[1, 0], [0, 1]] and rejected.tolist() == [[0, 0], [1, 1]]
+    assert chosen.dtype == np.float32 and rejected.dtype == np.float32
+
+
+def test_reward_model_saves_into_new_nested_folders_and_reads_old_configs(tmp_path):
+    import json as _json
+    from dataclasses import asdict
+
+    cfg = RewardConfig(embed_dim=2, n_categories=2, cost_fn=(1.0, 2.0), cost_fp=(1.0, 1.0))
+    model = RewardModel(cfg)
+    out = tmp_path / "a" / "b" / "rm"
+    model.save(out)
+    model.save(out)  # saving again over an existing folder is fine
+    assert (out / "reward_config.json").read_text() == _json.dumps(asdict(cfg), indent=2)
+    raw = _json.loads((out / "reward_config.json").read_text())
+    del raw["cost_fn"], raw["cost_fp"]  # a config written before costs were stored
+    (out / "reward_config.json").write_text(_json.dumps(raw))
+    old = RewardModel.load(out)
+    assert old.cfg.cost_fn == () and old.cfg.cost_fp == ()

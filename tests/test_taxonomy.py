@@ -62,3 +62,10 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_taxonomy(p)
     with pytest.raises(TaxonomyError, match="not found"):
         load_taxonomy(tmp_path / "nope.toml")
+
+
+def test_index_of_an_unknown_category_names_it():
+    t = load_taxonomy(None)
+    assert t.index("toxic") == 0 and t.index("spam") == len(t) - 1
+    with pytest.raises(KeyError, match="unknown category 'nudity'; the taxonomy has"):
+        t.index("nudity")

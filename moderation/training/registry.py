@@ -148,11 +148,7 @@ class Registry:
         """Bump the patch number of the newest version (0.2.0 -> 0.2.1)."""
         newest = max((v.version for v in self.versions.values()), key=_version_key, default="0.0.0")
         major, minor, patch = (list(_version_key(newest)) + [0, 0, 0])[:3]
-        candidate = f"{major}.{minor}.{patch + 1}"
-        while candidate in self.versions:
-            patch += 1
-            candidate = f"{major}.{minor}.{patch + 1}"
-        return candidate
+        return f"{major}.{minor}.{patch + 1}"  # newer than the newest, so never taken
 
     # ------------------------------------------------------------ writing
 
