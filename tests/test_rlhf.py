@@ -58,13 +58,16 @@ def reward_preferring(target: np.ndarray) -> RewardModel:
     return reward
 
 
-def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):
-    names = taxonomy.names
+def toy_rl(taxonomy):
+    """Eight toy texts, a tiny policy, and a reward that prefers toxic + violence on every one of them."""
     target = np.array([1, 0, 1, 0, 0, 0, 0], dtype=np.float32)
-    policy = make_tiny_policy(names, seed=3)
     texts = [f"toy text number {i}" for i in range(8)]
-    reward = reward_preferring(target)
-    emb = np.zeros((8, 4), dtype=np.float32)
+    return (taxonomy.names, target, make_tiny_policy(taxonomy.names, seed=3), texts, reward_preferring(target),
+            np.zeros((8, 4), dtype=np.float32))
+
+
+def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):
+    names, target, policy, texts, reward, emb = toy_rl(taxonomy)
     gold = np.tile(target, (8, 1))
     before = (policy.predict_proba(texts) >= 0.5).astype(int)
     assert not (before == target).all()
@@ -115,12 +118,7 @@ def test_train_reward_and_rl_commands_on_a_real_feedback_store(tmp_path, tiny_ch
 def test_rl_stops_when_the_reward_model_and_the_reviewers_disagree(taxonomy):
     """The reward model wants `target`; held-out reviewers marked its complement. Chasing the reward raises its
     score while utility falls: the guard must stop training and put back the best-utility (starting) policy."""
-    names = taxonomy.names
-    target = np.array([1, 0, 1, 0, 0, 0, 0], dtype=np.float32)
-    policy = make_tiny_policy(names, seed=3)
-    texts = [f"toy text number {i}" for i in range(8)]
-    reward = reward_preferring(target)
-    emb = np.zeros((8, 4), dtype=np.float32)
+    names, target, policy, texts, reward, emb = toy_rl(taxonomy)
     gold = np.tile(1 - target, (8, 1))  # what reviewers actually said
     before = policy.predict_proba(texts)
     cfg = RLConfig(steps=200, batch_texts=8, group_size=8, lr=5e-3, kl_beta=0.0, eval_every=10, hack_patience=1)
