@@ -66,19 +66,29 @@ def small_examples(examples):
     return by
 
 
+# Mutation runs start hundreds of pytest processes; MODERATION_TEST_CACHE lets them share one tiny model built
+# once (scripts/mutation_report.py says how) instead of exporting it in every process. Unset: a fresh one.
+TEST_CACHE = Path(os.environ["MODERATION_TEST_CACHE"]) if os.environ.get("MODERATION_TEST_CACHE") else None
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, taxonomy):
-    out = tmp_path_factory.mktemp("tiny_ckpt")
+    if TEST_CACHE and (TEST_CACHE / "tiny_ckpt" / "policy_config.json").is_file():
+        return TEST_CACHE / "tiny_ckpt"
+    out = TEST_CACHE / "tiny_ckpt" if TEST_CACHE else tmp_path_factory.mktemp("tiny_ckpt")
     make_tiny_policy(taxonomy.names).save(out)
     return out
 
 
 @pytest.fixture(scope="session")
-def tiny_package(tmp_path_factory, taxonomy, tiny_checkpoint, small_examples):
+def tiny_package(tmp_path_factory, taxonomy, tiny_checkpoint, request):
     """The tiny policy exported through the real pipeline (ONNX, fusion, INT8, gate, card, manifest)."""
     from moderation.training.export import ExportConfig, export_package
 
-    out = tmp_path_factory.mktemp("pkg") / "tiny"
+    if TEST_CACHE and (TEST_CACHE / "tiny" / "manifest.json").is_file():
+        return TEST_CACHE / "tiny"
+    small_examples = request.getfixturevalue("small_examples")
+    out = TEST_CACHE / "tiny" if TEST_CACHE else tmp_path_factory.mktemp("pkg") / "tiny"
     export_package(tiny_checkpoint, out, taxonomy, small_examples["validation"], small_examples["test"],
                    # A random tiny model ranks by chance, so its AUPRC swings with any rounding: only the
                    # probability bound of the gate is meaningful here (the real model gets both bounds).

@@ -69,3 +69,62 @@ def test_index_of_an_unknown_category_names_it():
     assert t.index("toxic") == 0 and t.index("spam") == len(t) - 1
     with pytest.raises(KeyError, match="unknown category 'nudity'; the taxonomy has"):
         t.index("nudity")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("cost_fn", 0, "my.toml: category[0] (toxic).cost_fn must be > 0.0, got 0.0"),
+    ("cost_fp", True, "my.toml: category[0] (toxic).cost_fp must be a number, got True"),
+    ("review_recall", 1.01, "my.toml: category[0] (toxic).review_recall must be > 0.0 and <= 1.0, got 1.01"),
+    ("block_precision", 0.0, "my.toml: category[0] (toxic).block_precision must be > 0.0 and <= 1.0, got 0.0"),
+    ("block_precision", 1.5, "my.toml: category[0] (toxic).block_precision must be > 0.0 and <= 1.0, got 1.5"),
+])
+def test_number_bounds_exact_messages(field, value, message):
+    import copy
+
+    data = copy.deepcopy(GOOD)
+    data["category"][0][field] = value
+    with pytest.raises(TaxonomyError) as e:
+        parse_taxonomy(data, "my.toml")
+    assert str(e.value) == message
+
+
+def test_bounds_are_inclusive_at_the_top_and_names_default():
+    import copy
+
+    data = copy.deepcopy(GOOD)
+    data["category"][0].update(review_recall=1.0, block_precision=1.0, cost_fn=1e-9)
+    del data["name"], data["version"]
+    t = parse_taxonomy(data, "my.toml")
+    assert t.categories[0].review_recall == 1.0 and t.categories[0].block_precision == 1.0
+    assert (t.name, t.version) == ("custom", "1")
+    data["category"][0].update(shade="x", colour="y")
+    with pytest.raises(TaxonomyError) as e:
+        parse_taxonomy(data, "my.toml")
+    assert str(e.value) == "my.toml: category[0] (toxic) has unknown field(s): colour, shade"
+    for bad in ({"category": "toxic"}, {"category": []}):
+        with pytest.raises(TaxonomyError) as e:
+            parse_taxonomy(bad, "my.toml")
+        assert str(e.value) == "my.toml: needs at least one [[category]] table"
+    with pytest.raises(TaxonomyError) as e:
+        parse_taxonomy({**GOOD, "version": 2}, "my.toml")
+    assert str(e.value) == "my.toml: name and version must be strings"
+    with pytest.raises(TaxonomyError) as e:
+        parse_taxonomy({**GOOD, "name": 2}, "my.toml")
+    assert str(e.value) == "my.toml: name and version must be strings"
+
+
+def test_definitions_with_quotes_and_backslashes_survive_toml_and_errors_name_the_file(tmp_path):
+    import copy
+
+    data = copy.deepcopy(GOOD)
+    data["category"][0]["definition"] = 'says "you\\they are" rude'
+    p = tmp_path / "mine.toml"
+    p.write_text(parse_taxonomy(data).to_toml(), encoding="utf-8")
+    assert load_taxonomy(p).categories[0].definition == 'says "you\\they are" rude'
+    p.write_text(p.read_text().replace('cost_fn = 1.0', 'cost_fn = -1.0', 1), encoding="utf-8")
+    with pytest.raises(TaxonomyError) as e:
+        load_taxonomy(p)
+    assert str(e.value).startswith(f"{p}: category[0] (toxic).cost_fn must be > 0.0")
+    p.write_bytes(b'name = "\xff"\n')
+    with pytest.raises(TaxonomyError, match="not UTF-8 text"):
+        load_taxonomy(p)
