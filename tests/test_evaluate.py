@@ -159,3 +159,67 @@ def test_scorer_for_a_package_a_checkpoint_and_neither(tmp_path, tiny_package, t
     assert taxonomy is None and np.allclose(score(texts), PolicyModel.load(tiny_checkpoint).predict_proba(texts), atol=1e-6)
     with pytest.raises(ModerationError, match="neither a model package .* nor a policy checkpoint"):
         scorer_for(tmp_path)
+
+
+def test_category_metrics_exact_on_a_small_case(taxonomy):
+    from moderation.training.evaluate import category_metrics
+
+    c = len(taxonomy)
+    s = np.array([0.9, 0.8, 0.5, 0.7, 0.3, 0.2, 0.1, 0.6, 0.4])  # item 8 is masked out
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 1, 1.0])
+    probs, targets = np.tile(s[:, None], (1, c)), np.tile(y[:, None], (1, c))
+    mask = np.ones_like(targets)
+    mask[8] = 0
+    rows = category_metrics(probs, targets, mask, taxonomy, Thresholds(review=[0.5] * c, block=[0.8] * c))
+    r = rows["toxic"]
+    assert set(r) == {"n", "positives", "auprc", "roc_auc", "f1_review", "f1_block", "recall_review", "precision_block", "ece",
+                      "threshold_review", "threshold_block"}
+    assert r["n"] == 8 and r["positives"] == 5
+    # at >= 0.5: flagged 0.9, 0.8, 0.5, 0.7, 0.6 -> all five positives, no negative
+    assert r["recall_review"] == 1.0 and r["f1_review"] == 1.0
+    # at >= 0.8: flagged 0.9, 0.8 -> precision 1, recall 0.4
+    assert r["precision_block"] == 1.0 and r["f1_block"] == pytest.approx(2 * 0.4 / 1.4)
+    assert r["auprc"] == pytest.approx(1.0) and r["roc_auc"] == pytest.approx(1.0)
+    assert r["ece"] == pytest.approx(expected_calibration_error(s[:8], y[:8]))
+    none_flagged = category_metrics(probs, targets, mask, taxonomy, Thresholds(review=[0.95] * c, block=[0.99] * c))["toxic"]
+    assert none_flagged["precision_block"] is None and none_flagged["f1_review"] == 0.0 and none_flagged["recall_review"] == 0.0
+    few = category_metrics(probs[:5], targets[:5], mask[:5], taxonomy, Thresholds(review=[0.5] * c, block=[0.8] * c))["toxic"]
+    assert few["positives"] == 4 and few["auprc"] is None and few["roc_auc"] is None and few["f1_review"] is None
+    all_pos = np.ones((6, c))
+    assert category_metrics(probs[:6], all_pos, np.ones((6, c)), taxonomy, Thresholds(review=[0.5] * c, block=[0.8] * c))["toxic"]["auprc"] is None
+
+
+def test_tune_thresholds_rules_exact(taxonomy):
+    from moderation.training.evaluate import BLOCK_FALLBACK, MAX_BLOCK, MIN_BAND, MIN_TUNE_POSITIVES, tune_thresholds
+
+    c = len(taxonomy)
+    floors = taxonomy.cost_optimal_thresholds()
+    n_neg = 200
+    # toxic: exactly MIN_TUNE_POSITIVES positives, perfectly separated -> a precision-tuned block threshold
+    pos = np.linspace(0.95, 0.99, MIN_TUNE_POSITIVES)
+    neg = np.linspace(0.0, 0.9, n_neg)
+    s = np.concatenate([pos, neg])
+    y = np.concatenate([np.ones(MIN_TUNE_POSITIVES), np.zeros(n_neg)])
+    probs, targets = np.tile(s[:, None], (1, c)), np.tile(y[:, None], (1, c))
+    mask = np.ones_like(targets)
+    targets[0, 1] = 0.0  # hate: one positive fewer than MIN_TUNE_POSITIVES -> fallback
+    mask[:, 2] = 0  # violence: nothing known -> no recall reported, fallback
+    t = tune_thresholds(probs, targets, mask, taxonomy)
+    # precision 0.9 with 20 positives allows 2 negatives above the threshold: the second-highest negative
+    assert t.review[0] == pytest.approx(floors[0]) and t.block[0] == pytest.approx(neg[-2])
+    assert t.rules[0] == {"review_rule": f"cost threshold {taxonomy.categories[0].cost_fp:g}/({taxonomy.categories[0].cost_fp:g}"
+                                         f"+{taxonomy.categories[0].cost_fn:g})", "review_recall": 1.0, "review_recall_met": True,
+                          "block_rule": "precision 0.90"}
+    assert t.block[1] == BLOCK_FALLBACK and t.rules[1]["block_rule"] == f"fallback 0.9 (only {MIN_TUNE_POSITIVES - 1} validation positives)"
+    assert "review_recall" not in t.rules[2] and t.block[2] == BLOCK_FALLBACK
+    # a recall exactly at the target counts as met, and recall is rounded to 3 places
+    s2 = np.concatenate([np.full(9, 0.9), [floors[0] - 0.01], np.zeros(50)])
+    y2 = np.concatenate([np.ones(10), np.zeros(50)])
+    t2 = tune_thresholds(np.tile(s2[:, None], (1, c)), np.tile(y2[:, None], (1, c)), np.ones((60, c)), taxonomy)
+    assert t2.rules[0]["review_recall"] == 0.9 and t2.rules[0]["review_recall_met"] is True
+    # a score exactly at the review threshold is caught
+    s3 = np.concatenate([np.full(10, floors[0]), np.zeros(50)])
+    t3 = tune_thresholds(np.tile(s3[:, None], (1, c)), np.tile(y2[:, None], (1, c)), np.ones((60, c)), taxonomy)
+    assert t3.rules[0]["review_recall"] == 1.0
+    # review is pulled down when the block threshold sits near it; block never above MAX_BLOCK
+    assert all(b <= MAX_BLOCK and b - r >= MIN_BAND - 1e-12 for r, b in zip(t.review, t.block))
