@@ -168,3 +168,19 @@ def test_reward_model_saves_into_new_nested_folders_and_reads_old_configs(tmp_pa
     (out / "reward_config.json").write_text(_json.dumps(raw))
     old = RewardModel.load(out)
     assert old.cfg.cost_fn == () and old.cfg.cost_fp == ()
+
+
+def test_train_reward_logs_each_twentieth_epoch_and_is_reproducible():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(30, 4)).astype(np.float32)
+    idx = np.arange(30)
+    chosen = rng.integers(0, 2, (30, 3)).astype(np.float32)
+    rejected = 1 - chosen
+    cfg = RewardConfig(embed_dim=4, n_categories=3, cost_fn=(1.0,) * 3, cost_fp=(1.0,) * 3, epochs=21, batch_size=8)
+    logs = []
+    a = train_reward(emb, idx, chosen, rejected, cfg, log=logs.append)
+    assert [line.split(":")[0] for line in logs] == ["reward epoch 1/21", "reward epoch 21/21"]
+    first_loss = float(logs[0].rsplit(" ", 1)[1])
+    assert 0.5 < first_loss < 0.8  # the mean over all 30 pairs of -log sigmoid(margin), near log 2 at the start
+    b = train_reward(emb, idx, chosen, rejected, cfg, log=lambda *x: None)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
