@@ -346,8 +346,8 @@ class Scanner:
         if self.on_error == "fail":
             raise ScanError(f"{self.source}: line {bad.line}: {bad.reason} (use --on-error skip to skip bad items)")
         if self.errors_stream is not None:
-            self.errors_stream.write(json.dumps({"line": bad.line, "reason": bad.reason, "raw": bad.raw[:2000]},
-                                                ensure_ascii=False) + "\n")
+            # ASCII-escaped: a raw excerpt may hold U+0085 or U+2028, which line-splitting readers take for a newline
+            self.errors_stream.write(json.dumps({"line": bad.line, "reason": bad.reason, "raw": bad.raw[:2000]}) + "\n")
 
     def write_chunk(self, chunk: list[Item], scores) -> None:
         summary = self.summary
