@@ -264,8 +264,6 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        if cfg.quantization not in QUANTIZATIONS:
-            raise ValueError(f"unknown quantization {cfg.quantization!r}: one of {', '.join(QUANTIZATIONS)}")
         raw = work / "fp32.onnx"
         log("exporting ONNX…")
         export_onnx(model, raw, cfg.opset, int8_embeddings=cfg.quantization in ("int8", "int8-weights"))

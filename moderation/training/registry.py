@@ -236,13 +236,13 @@ def _version_key(v: str) -> tuple[int, ...]:
         return (0,)
 
 
-def listing(reg: Registry, width: int = 80):
-    """`moderate registry list` for people: a table that fits `width` columns (one short row per version)
+def listing(reg: Registry):
+    """`moderate registry list` for people: a table that fits 80 columns (one short row per version)
     and, below it, the gate's reasons for each refused version."""
     from rich.table import Table
 
     prod = reg.production()
-    table = Table(title=f"production: {prod.version if prod else '(none)'}  ({reg.root})", title_justify="left", width=None)
+    table = Table(title=f"production: {prod.version if prod else '(none)'}  ({reg.root})", title_justify="left")
     for col in ("version", "status", "parent", "created", "AUPRC", "utility", "gate"):
         table.add_column(col, no_wrap=True, justify="right" if col in ("AUPRC", "utility") else "left")
     refused = []
