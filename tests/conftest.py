@@ -106,10 +106,15 @@ def default_package():
 
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory):
-    """A real Label Studio on a free loopback port in a temp dir, started once per test session."""
+    """A real Label Studio on a free loopback port in a temp dir, started once per test session.
+
+    With MODERATION_TEST_LABEL_STUDIO=<folder> a server in that folder is reused (started there if none runs)
+    and left running: mutation testing runs the queue tests once per mutant and cannot wait 40 s each time."""
     from labeling.server import free_port, start, stop
 
-    root = tmp_path_factory.mktemp("labelstudio")
+    shared = os.environ.get("MODERATION_TEST_LABEL_STUDIO")
+    root = Path(shared) if shared else tmp_path_factory.mktemp("labelstudio")
     creds = start(root, port=free_port(), log=lambda *a: None)
     yield creds, root
-    stop(root)
+    if not shared:
+        stop(root)

@@ -1,5 +1,7 @@
 """labeling/queue.py without a server: which items each strategy picks, and the exact task a reviewer gets.
-(Pushing to a real Label Studio is tested in test_review.py.)"""
+The last tests push to a real Label Studio (set MODERATION_TEST_LABEL_STUDIO=<folder> to reuse a running one)."""
+
+import json
 
 import numpy as np
 import pytest
@@ -130,3 +132,114 @@ def test_task_payload_rounds_to_four_places_and_follows_its_seed(taxonomy):
     c = task_payload(QueueItem("x", "t", scores), taxonomy, "v", 4, thresholds, seed=7)["data"]
     assert a["proposal_labels"] == b["proposal_labels"]  # the default seed is 0
     assert a["proposal_labels"] != c["proposal_labels"]  # uncertain scores: the sampled alternatives follow the seed
+
+
+# ------------------------------------------------------------------ against a real Label Studio
+
+
+class FixedScorer:
+    """What push_for_review needs of a Moderator: scores, review thresholds, taxonomy, version."""
+
+    def __init__(self, taxonomy, table: dict[str, list[float]]):
+        self.taxonomy, self.table, self.version = taxonomy, table, "7.7.7"
+        self.review_thresholds = np.full(len(taxonomy.names), 0.5)
+
+    def score(self, texts):
+        return np.asarray([self.table[t] for t in texts], dtype=float)
+
+
+@pytest.fixture
+def ls(label_studio):
+    from labeling.client import connect
+
+    creds, _ = label_studio
+    return connect(creds), creds.url
+
+
+def _title(request) -> str:
+    import uuid
+
+    return f"{request.node.name[5:35]}-{uuid.uuid4().hex[:8]}"  # titles: at most 50 characters
+
+
+def _project(client, pid):
+    return client.projects.get(id=pid)
+
+
+def test_ensure_project_creates_once_and_repairs_a_changed_config(ls, taxonomy, request):
+    from labeling.config import instructions_html, labeling_config
+    from labeling.queue import ensure_project
+
+    client, url = ls
+    title = _title(request)
+    first = ensure_project(client, url, title, taxonomy)
+    got = _project(client, first.id)
+    assert got.title == title and got.label_config.strip() == labeling_config(taxonomy).strip()
+    assert got.expert_instruction == instructions_html(taxonomy) and got.show_instruction and got.show_skip_button
+    assert "correct the labels, rank the proposals" in got.description
+    assert ensure_project(client, url, title, taxonomy).id == first.id
+    assert sum(p.title == title for p in client.projects.list()) == 1
+
+    other = ('<View><Text name="text" value="$text"/><Choices name="categories" toName="text" choice="multiple">'
+             '<Choice value="toxic"/></Choices></View>')
+    client.projects.update(id=first.id, label_config=other, expert_instruction="old words", show_instruction=False)
+    assert ensure_project(client, url, title, taxonomy).id == first.id
+    repaired = _project(client, first.id)
+    assert repaired.label_config.strip() == labeling_config(taxonomy).strip()
+    assert repaired.expert_instruction == instructions_html(taxonomy) and repaired.show_instruction
+
+    client.projects.update(id=first.id, expert_instruction="only the words changed")
+    ensure_project(client, url, title, taxonomy)
+    assert _project(client, first.id).expert_instruction == instructions_html(taxonomy)
+
+
+def test_push_imports_each_item_once_in_chunks_with_its_prediction(ls, taxonomy, request):
+    from labeling.client import list_tasks
+    from labeling.queue import ensure_project, push
+
+    client, url = ls
+    pid = ensure_project(client, url, _title(request), taxonomy).id
+    rng = np.random.default_rng(4)
+    pool = [QueueItem(f"q{i}", f"text number {i} &amp; more", rng.random(len(taxonomy.names)), "src") for i in range(5)]
+    thresholds = np.linspace(0.1, 0.7, len(taxonomy.names))
+    result = push(client, url, pid, pool + [pool[0]], taxonomy, "9.9.9", thresholds, k=3, seed=5, chunk=2)
+    assert result == {"requested": 6, "created": 5, "already_present": 1}
+
+    tasks = sorted(list_tasks(client, url, pid), key=lambda t: t.data["item_id"])
+    assert [t.data["item_id"] for t in tasks] == [it.item_id for it in pool]
+    for task, item in zip(tasks, pool):
+        expected = task_payload(item, taxonomy, "9.9.9", 3, thresholds, seed=5)
+        assert task.data == json.loads(json.dumps(expected["data"]))
+        assert len(task.data["proposals"]) == 3 and task.data["text"] == item.text.replace("&amp;", "&")
+        (pred,) = task.predictions
+        pred = pred if isinstance(pred, dict) else pred.dict()
+        assert pred["model_version"] == "9.9.9" and pred["result"] == expected["predictions"][0]["result"]
+
+    again = push(client, url, pid, pool, taxonomy, "9.9.9", thresholds, k=3, seed=5)
+    assert again == {"requested": 5, "created": 0, "already_present": 5}
+    assert len(list_tasks(client, url, pid)) == 5
+
+
+def test_push_for_review_queues_the_most_uncertain_items_under_the_models_version(ls, taxonomy, request):
+    from labeling.client import list_tasks
+    from labeling.queue import push_for_review
+
+    client, url = ls
+    n_cat = len(taxonomy.names)
+    table = {f"text {i}": [0.5 + 0.04 * i] + [0.01] * (n_cat - 1) for i in range(10)}  # text 0 is the least sure
+    mod = FixedScorer(taxonomy, table)
+    title, ids, texts = _title(request), [f"id{i}" for i in range(10)], list(table)
+    logged = []
+    result = push_for_review(client, url, title, mod, ids, texts, ["s"] * 10, n=3, strategy="uncertainty", k=2, pool=8,
+                             seed=0, log=logged.append)
+    assert result["strategy"] == "uncertainty" and result["scored"] == 8
+    assert (result["requested"], result["created"], result["already_present"]) == (3, 3, 0)
+    assert logged == ["drawing a random pool of 8 of the 10 candidates (--pool 0 scores them all)"]
+    project = next(p for p in client.projects.list() if p.title == title)
+    assert result["project"] == project.id
+    tasks = list_tasks(client, url, project.id)
+    kept = np.sort(np.random.default_rng(0).choice(10, 8, replace=False))  # the pool push_for_review drew
+    assert sorted(t.data["item_id"] for t in tasks) == [f"id{i}" for i in sorted(kept)[:3]]
+    for t in tasks:
+        assert t.data["model_version"] == "7.7.7" and len(t.data["proposals"]) == 2 and t.data["source"] == "s"
+        assert set(t.data["review_thresholds"].values()) == {0.5}
