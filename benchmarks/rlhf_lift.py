@@ -41,6 +41,9 @@ REVIEWED_SOURCES = ("davidson_hate_offensive", "convabuse", "toxic_spans")
 VARIANTS = {"a": "supervised", "b": "+ SFT on corrections", "c": "+ reward model + RL", "d": "SFT, then RL"}
 
 
+# What the simulated reviewers may say; results from another simulation are never mixed with these.
+SIMULATION = "annotator labels only, unjudged categories masked (labeling/simulate.py)"
+
 def evaluate(policy, test, y, m, src_mask, tax) -> dict:
     import torch
 
@@ -67,6 +70,8 @@ def main() -> None:
     ap.add_argument("--rl-lr", type=float, default=1e-4)
     ap.add_argument("--test-size", type=int, default=0, help="random test subset (0 = the whole test split)")
     ap.add_argument("--noise", type=float, default=0.05)
+    ap.add_argument("--rank-rule", choices=("agreement", "misses_first"), default="agreement",
+                    help="how simulated reviewers order proposals from their own labels")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rlhf_lift.json")
     ap.add_argument("--render-only", action="store_true", help="recompute the summary, table and plot from the cells in --out")
     args = ap.parse_args()
@@ -110,10 +115,17 @@ def main() -> None:
     review_thr = np.array([thr[c]["review"] for c in tax.names])
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if results.get("cells") and results.get("setup", {}).get("simulation") != SIMULATION:
+        # Cells measured with the old simulated reviewers (unjudged categories filled from the model's own
+        # proposal) must not be mixed with honest ones: keep them aside and start again.
+        kept = args.out.with_suffix(".model-filled.json")
+        args.out.rename(kept)
+        print(f"{args.out} was measured with model-filled simulated reviewers; kept as {kept}, starting afresh", flush=True)
+        results = {}
     results.setdefault("cells", {})
-    results["setup"] = {"policy": str(args.policy), "pool_items": len(pool), "test_items": len(test),
+    results["setup"] = {"simulation": SIMULATION, "policy": str(args.policy), "pool_items": len(pool), "test_items": len(test),
                         "unlabelled": args.unlabelled, "rl_steps": args.rl_steps, "kl_beta": args.kl_beta, "rl_lr": args.rl_lr,
-                        "noise": args.noise, "reviewed_sources": list(REVIEWED_SOURCES),
+                        "noise": args.noise, "rank_rule": args.rank_rule, "reviewed_sources": list(REVIEWED_SOURCES),
                         "command": "benchmarks/rlhf_lift.py " + " ".join(sys.argv[1:])}
 
     def save() -> None:
@@ -147,11 +159,11 @@ def main() -> None:
             rest = np.setdiff1d(np.arange(len(pool)), chosen)
             extra = [pool[i].text for i in np.random.default_rng(seed + 1000 * budget).choice(rest, min(args.unlabelled, len(rest)), replace=False)]
             props = [[p.labels for p in ps] for ps in proposals_from_logits(pool_logits[chosen], 4, thresholds=review_thr, seed=seed)]
-            judgments = offline_judgments([pool[i] for i in chosen], props, tax, noise=args.noise, seed=seed)
+            judgments = offline_judgments([pool[i] for i in chosen], props, tax, noise=args.noise, seed=seed, rule=args.rank_rule)
             cfg = ImproveConfig(seed=seed, rl=RLConfig(steps=args.rl_steps, kl_beta=args.kl_beta, lr=args.rl_lr))
             train_js, held_js = split_items(judgments, cfg.holdout, seed)
-            tr_texts, tr_gold = consensus(train_js, len(tax))
-            held_texts, held_gold = consensus(held_js, len(tax))
+            tr_texts, tr_gold, tr_judged = consensus(train_js, len(tax))
+            held_texts, held_gold, held_judged = consensus(held_js, len(tax))
             rl_pool = tr_texts + extra
             embed = embedding_table(base, rl_pool + held_texts)
             reward, rm_report = fit_reward(base, train_js, held_js, tax, cfg, embeddings=embed, log=lambda m: None)
@@ -160,7 +172,8 @@ def main() -> None:
             sft_model = None
             if "b" in args.variants or "d" in args.variants:
                 sft_model = copy.deepcopy(base)
-                cell["b_training"] = sft_on_corrections(sft_model, tr_texts, tr_gold, held_texts, held_gold, tax, cfg, log=lambda m: None)
+                cell["b_training"] = sft_on_corrections(sft_model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax, cfg,
+                                                         log=lambda m: None)
                 if "b" in args.variants:
                     cell["b"] = evaluate(sft_model, test, y_test, m_test, src_mask, tax)
                     print(f"{key}: (b) {json.dumps(cell['b'])}", flush=True)
@@ -168,7 +181,7 @@ def main() -> None:
                 if v not in args.variants:
                     continue
                 policy = copy.deepcopy(start)
-                hist = rl_on_feedback(policy, reward, embed, rl_pool, held_texts, held_gold, tax, cfg, log=lambda m: None)
+                hist = rl_on_feedback(policy, reward, embed, rl_pool, held_texts, held_gold, held_judged, tax, cfg, log=lambda m: None)
                 cell[f"{v}_training"] = {"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                                          "rows": hist.rows}
                 cell[v] = evaluate(policy, test, y_test, m_test, src_mask, tax)

@@ -29,6 +29,11 @@ from commands.common import (
     say,
 )
 
+class RankRule(str, Enum):
+    agreement = "agreement"
+    misses_first = "misses_first"
+
+
 review_app = new_app("Step 2: human review in Label Studio (server, queues, feedback, simulated reviewers).")
 
 
@@ -130,6 +135,7 @@ def review_simulate(project: Project = "Moderation review",
                     reviewers: Annotated[int, typer.Option(min=1, help="Simulated reviewers (Label Studio users).")] = 3,
                     per_item: Annotated[int, typer.Option(min=1, help="Reviews per item (2+ gives agreement numbers).")] = 1,
                     noise: Annotated[float, typer.Option(min=0.0, max=0.5, help="Slip probability per category and per ranking step.")] = 0.05,
+                    rank_rule: Annotated[RankRule, typer.Option(help="How a reviewer orders the proposals from their own labels: agreement (fewest disagreements) or misses-first (fewest missed harms, then fewest false alarms).")] = RankRule.agreement,
                     limit: Annotated[Optional[int], typer.Option(help="Annotate at most this many tasks.")] = None,
                     taxonomy: TaxonomyPath = None, ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None,
                     seed: Seed = 0) -> None:
@@ -147,7 +153,8 @@ def review_simulate(project: Project = "Moderation review",
     proj = ensure_project(client, creds.url, project, tax)
     try:
         result = simulate(client, creds.url, proj.id, simulatable_examples(examples), tax, reviewers=reviewers, per_item=per_item,
-                          noise=noise, limit=limit, seed=seed, known_sources={e.id: e.source for e in examples})
+                          noise=noise, limit=limit, seed=seed, known_sources={e.id: e.source for e in examples},
+                          rule=rank_rule.value)
     except ValueError as e:
         fail(str(e))
     typer.echo(json.dumps(result))

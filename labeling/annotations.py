@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labeling.client import call
-from labeling.config import CATEGORIES, CONTROL_NAMES, NOTE, RANK
+from labeling.config import CATEGORIES, CONTROL_NAMES, NOTE, RANK, UNSURE
 from moderation.feedback import Judgment
 from moderation.taxonomy import Taxonomy
 
@@ -48,6 +48,7 @@ def annotation_to_judgment(task: dict, ann: dict, taxonomy: Taxonomy) -> Judgmen
     if ann.get("was_cancelled"):
         return Judgment(status="skipped", **common)
     gold = [0] * len(names)
+    judged = [1] * len(names)
     ranking: list[tuple[int, ...]] = []
     note = ""
     for r in ann.get("result") or []:
@@ -68,9 +69,18 @@ def annotation_to_judgment(task: dict, ann: dict, taxonomy: Taxonomy) -> Judgmen
                 if pid not in ids:
                     raise ValueError(f"ranking names proposal {pid!r}, which the task does not have ({ids})")
             ranking = [proposals[ids.index(pid)] for pid in order]
+        elif control == UNSURE:
+            for choice in value.get("choices", []):
+                if choice not in names:
+                    raise ValueError(f"unknown category {choice!r} marked as not judged (the taxonomy has {names})")
+                judged[names.index(choice)] = 0
         elif control == NOTE:
             note = " ".join(value.get("text", []))[:2000]
-    return Judgment(status="done", gold=tuple(gold), ranking=ranking, note=note, **common)
+    both = [c for c, g, k in zip(names, gold, judged) if g and not k]
+    if both:
+        raise ValueError(f"{', '.join(both)} both ticked and marked as not judged; untick one")
+    return Judgment(status="done", gold=tuple(gold), ranking=ranking, note=note,
+                    judged=None if all(judged) else tuple(judged), **common)
 
 
 def tasks_to_judgments(tasks: list[dict], taxonomy: Taxonomy) -> tuple[list[Judgment], list[Rejected]]:
@@ -131,12 +141,13 @@ def krippendorff_alpha_nominal(units: list[list[int]]) -> float | None:
 
 
 def agreement(judgments: list[Judgment], categories: list[str]) -> dict[str, float | None]:
-    """Per-category alpha over items reviewed (not skipped) by two or more reviewers."""
+    """Per-category alpha over items reviewed (not skipped) by two or more reviewers who judged that category."""
     by_item: dict[str, list[Judgment]] = {}
     for j in judgments:
         if j.status == "done" and j.gold is not None:
             by_item.setdefault(j.item_id, []).append(j)
-    return {c: krippendorff_alpha_nominal([[j.gold[ci] for j in js] for js in by_item.values()])
+    n = len(categories)
+    return {c: krippendorff_alpha_nominal([[j.gold[ci] for j in js if j.judged_mask(n)[ci]] for js in by_item.values()])
             for ci, c in enumerate(categories)}
 
 

@@ -6,6 +6,8 @@ Written for a reviewer who has never seen the project. Top to bottom they see:
   categories     one checkbox per category, its definition printed beside it (hover hints need a
                  Label Studio feature flag, so definitions are shown, not hinted); pre-ticked with the
                  model's most likely label set
+  cannot judge   optional: categories the reviewer cannot judge for this text (a claim they cannot
+                 check, slang they do not know); those are left out of training, never guessed
   proposals      the model's K label sets as cards in plain words ("The model's best guess — 71%"),
                  which the reviewer drags into order, best first
   note           an optional free-text note for the policy team
@@ -23,7 +25,8 @@ CATEGORIES = "categories"
 PROPOSALS = "proposals"
 RANK = "rank"
 NOTE = "note"
-CONTROL_NAMES = {CATEGORIES: "choices", RANK: "ranker", NOTE: "textarea"}
+UNSURE = "cannot_judge"
+CONTROL_NAMES = {CATEGORIES: "choices", UNSURE: "choices", RANK: "ranker", NOTE: "textarea"}
 
 
 def proposal_id(index: int) -> str:
@@ -48,7 +51,8 @@ def proposal_body(probability: float) -> str:
 
 
 STEPS = ("1. Read the text. Tick every category that applies and untick any that does not (the model's most "
-         "likely answer is pre-ticked; untick all if the text is acceptable).",
+         "likely answer is pre-ticked; untick all if the text is acceptable). If you cannot judge a category "
+         "(a claim you cannot check, slang you do not know), mark it under 'Cannot judge' instead of guessing.",
          "2. Drag the model's proposals below into order: the most correct label set on top.",
          "3. Optional: leave a note for the policy team (an unclear case, a missing category). Then Submit, or "
          "Skip if you cannot judge the text.")
@@ -63,7 +67,8 @@ def instructions_html(taxonomy: Taxonomy) -> str:
             f"Quoting hate in order to reject it, reporting on violence, and asking for help are not the harm itself.</p>"
             f"<h4>Categories</h4><ul>{rows}</ul>"
             f"<p>Your answers train the model: a corrected category teaches it directly, and your ordering of the "
-            f"proposals teaches it which mistakes matter more.</p>")
+            f"proposals teaches it which mistakes matter more. A category marked 'Cannot judge' teaches it nothing "
+            f"either way, which is better than a guess.</p>")
 
 
 def labeling_config(taxonomy: Taxonomy) -> str:
@@ -71,6 +76,7 @@ def labeling_config(taxonomy: Taxonomy) -> str:
         f"      <Choice value={quoteattr(c.name)} html={quoteattr(f'<b>{escape(c.name)}</b> — {escape(c.definition)}')}/>"
         for c in taxonomy.categories
     )
+    unsure = "\n".join(f"      <Choice value={quoteattr(c.name)}/>" for c in taxonomy.categories)
     steps = "\n".join(f"    <Header size=\"6\" style=\"font-size: 14px; font-weight: normal; margin: 2px 0\" value={quoteattr(s)}/>"
                       for s in STEPS)
     return f"""<View>
@@ -86,6 +92,13 @@ def labeling_config(taxonomy: Taxonomy) -> str:
   <Choices name="{CATEGORIES}" toName="{TEXT}" choice="multiple" showInline="false">
 {choices}
   </Choices>
+  <Collapse>
+    <Panel value="Cannot judge a category? (optional)">
+      <Choices name="{UNSURE}" toName="{TEXT}" choice="multiple" showInline="true">
+{unsure}
+      </Choices>
+    </Panel>
+  </Collapse>
   <Header size="5" value="The model's proposals: drag the cards into order, most correct on top"/>
   <List name="{PROPOSALS}" value="${PROPOSALS}" title="Proposals"/>
   <Ranker name="{RANK}" toName="{PROPOSALS}"/>

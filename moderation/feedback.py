@@ -6,6 +6,11 @@ Two kinds of judgment feed the reward model:
                pairs) and from a correction (preferred to every proposal that differs from it)
 Skipped and cancelled reviews are kept as `skipped` records, so throughput and coverage are honest.
 
+A judgment records which categories the reviewer actually judged (`judged`; None means all of them).
+A category a reviewer could not judge (they marked it "cannot judge", or a simulated reviewer's source
+annotator never labelled it) is masked everywhere downstream: it makes no preference pair, no training
+target and no part of a utility. Nothing fills it in, least of all the model's own proposal.
+
 The store is a folder with one JSONL file. Every record carries the key of the judgment it came from
 (`<tool>:<annotation id>`); adding a judgment whose key is already stored changes nothing, so pulling
 the same annotations twice is harmless. Writes go to a temp file, are fsynced, then renamed over the
@@ -40,6 +45,10 @@ class Judgment:
     seconds: float | None = None  # time the reviewer spent
     created_at: str = ""
     note: str = ""
+    judged: tuple[int, ...] | None = None  # 1 where the reviewer judged the category; None: every category
+
+    def judged_mask(self, n_categories: int) -> tuple[int, ...]:
+        return self.judged if self.judged is not None else (1,) * n_categories
 
 
 @dataclass(frozen=True)
@@ -51,21 +60,29 @@ class PreferencePair:
     rejected: tuple[int, ...]
     reviewer: str
     origin: str  # "ranking" | "correction"
+    judged: tuple[int, ...] | None = None  # the categories the preference speaks to (None: all)
 
 
 def preference_pairs(j: Judgment) -> list[PreferencePair]:
-    """A ranking of K proposals gives K(K-1)/2 pairs; a correction beats every differing proposal."""
+    """A ranking of K proposals gives K(K-1)/2 pairs; a correction beats every differing proposal.
+
+    Two label sets that differ only in categories the reviewer did not judge make no pair: the reviewer
+    said nothing about which is better."""
     if j.status != "done":
         return []
+
+    def seen(labels: tuple[int, ...]) -> tuple[int, ...]:
+        return labels if j.judged is None else tuple(v * k for v, k in zip(labels, j.judged))
+
     pairs: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = {}
     for better, worse in itertools.combinations(j.ranking, 2):
-        if better != worse:
+        if seen(better) != seen(worse):
             pairs[(better, worse)] = "ranking"
     if j.gold is not None:
         for p in j.proposals or j.ranking:
-            if p != j.gold:
+            if seen(p) != seen(j.gold):
                 pairs[(j.gold, p)] = "correction"
-    return [PreferencePair(j.key, j.item_id, j.text, a, b, j.reviewer, origin) for (a, b), origin in pairs.items()]
+    return [PreferencePair(j.key, j.item_id, j.text, a, b, j.reviewer, origin, j.judged) for (a, b), origin in pairs.items()]
 
 
 class FeedbackStore:
@@ -93,7 +110,8 @@ class FeedbackStore:
                 continue
             j = Judgment(**{**raw, "gold": tuple(raw["gold"]) if raw.get("gold") is not None else None,
                             "ranking": [tuple(r) for r in raw.get("ranking", [])],
-                            "proposals": [tuple(p) for p in raw.get("proposals", [])]})
+                            "proposals": [tuple(p) for p in raw.get("proposals", [])],
+                            "judged": tuple(raw["judged"]) if raw.get("judged") is not None else None})
             self._judgments[j.key] = j
 
     def __len__(self) -> int:
@@ -114,6 +132,8 @@ class FeedbackStore:
             for labels in ([j.gold] if j.gold is not None else []) + j.ranking + j.proposals:
                 if len(labels) != len(self.categories) or any(v not in (0, 1) for v in labels):
                     raise ValueError(f"judgment {j.key}: label set {labels} does not fit the {len(self.categories)} categories")
+            if j.judged is not None and (len(j.judged) != len(self.categories) or any(v not in (0, 1) for v in j.judged)):
+                raise ValueError(f"judgment {j.key}: judged mask {j.judged} does not fit the {len(self.categories)} categories")
             if j.key not in self._judgments or (replace and self._judgments[j.key] != j):
                 self._judgments[j.key] = j
                 new += 1

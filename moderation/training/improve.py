@@ -12,6 +12,8 @@ Given the current supervised policy and a batch of judgments:
 
 Decisions are scored with the taxonomy's reviewer utility at the cost-optimal thresholds
 (`Taxonomy.cost_optimal_thresholds`), so models are compared on their decisions, not on tuned thresholds.
+Every consensus carries a `judged` mask (a category counts only where some reviewer judged it); pairs,
+SFT targets, utilities and step selection all respect it.
 """
 
 from __future__ import annotations
@@ -55,24 +57,32 @@ def split_items(judgments: list[Judgment], holdout: float, seed: int) -> tuple[l
     return [j for j in done if stable_unit(j.item_id, seed + 1) >= holdout], held
 
 
-def consensus(judgments: list[Judgment], n_categories: int) -> tuple[list[str], np.ndarray]:
-    """One corrected label set per item: the majority of its reviewers (ties count as positive)."""
-    by_item: dict[str, tuple[str, list]] = {}
+def consensus(judgments: list[Judgment], n_categories: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts, gold, judged): per item, the majority of the reviewers who judged each category (ties count as
+    positive); `judged` is 0 where no reviewer judged the category (its gold is then 0 and means nothing)."""
+    by_item: dict[str, tuple[str, list, list]] = {}
     for j in judgments:
         if j.status == "done" and j.gold is not None:
-            by_item.setdefault(j.item_id, (j.text, []))[1].append(j.gold)
-    texts = [t for t, _ in by_item.values()]
-    gold = np.array([np.mean(g, axis=0) >= 0.5 for _, g in by_item.values()], dtype=np.float32).reshape(-1, n_categories)
-    return texts, gold
+            _, golds, masks = by_item.setdefault(j.item_id, (j.text, [], []))
+            golds.append(j.gold)
+            masks.append(j.judged_mask(n_categories))
+    texts = [t for t, _, _ in by_item.values()]
+    gold, judged = np.zeros((len(texts), n_categories), np.float32), np.zeros((len(texts), n_categories), np.float32)
+    for i, (_, golds, masks) in enumerate(by_item.values()):
+        g, m = np.asarray(golds, dtype=np.float32), np.asarray(masks, dtype=np.float32)
+        votes, n = (g * m).sum(0), m.sum(0)
+        judged[i] = n > 0
+        gold[i] = (n > 0) & (votes >= 0.5 * n)
+    return texts, gold, judged
 
 
-def heldout_utility(policy: PolicyModel, texts: list[str], gold: np.ndarray, taxonomy: Taxonomy) -> float:
-    """Mean reviewer utility of the policy's cost-optimal decisions on reviewed items."""
+def heldout_utility(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, taxonomy: Taxonomy) -> float:
+    """Mean reviewer utility of the policy's cost-optimal decisions on reviewed items, judged categories only."""
     if not texts:
         return float("nan")
     with torch.no_grad():
         p = torch.sigmoid(policy.eval().text_logits(texts, max_windows=1)).numpy()
-    return cost_optimal_utility(p, gold, None, taxonomy)
+    return cost_optimal_utility(p, gold, judged, taxonomy)
 
 
 # ------------------------------------------------------------------ step 3: reward model
@@ -127,12 +137,11 @@ def baseline_accuracies(policy: PolicyModel, reward: RewardModel, emb: np.ndarra
 # ------------------------------------------------------------------ the supervised alternative
 
 
-def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, held_texts: list[str],
-                       held_gold: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig, log=print) -> dict:
-    """Fine-tune `policy` in place (LoRA) with BCE on reviewers' corrected label sets.
-
-    Every category of a correction is known (the reviewer saw them all), so no mask. The epoch with the
-    best held-out utility is kept, the starting point included: the same selection RL gets.
+def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, held_texts: list[str],
+                       held_gold: np.ndarray, held_judged: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig, log=print) -> dict:
+    """Fine-tune `policy` in place (LoRA) with BCE on reviewers' corrected label sets, masked to the
+    categories they judged. The epoch with the best held-out utility is kept, the starting point
+    included: the same selection RL gets.
     """
     from tqdm import tqdm
 
@@ -140,7 +149,8 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     rng = np.random.default_rng(cfg.seed)
     params, opt = lora_optimizer(policy, cfg.sft_lr)
     y = torch.from_numpy(np.asarray(gold, dtype=np.float32))
-    best = heldout_utility(policy, held_texts, held_gold, taxonomy)
+    m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
+    best = heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)
     best_state, best_epoch, history = _snapshot(policy), 0, [{"epoch": 0, "heldout_utility": best}]
     for epoch in range(1, cfg.sft_epochs + 1):
         policy.train()
@@ -148,13 +158,14 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
         total = 0.0
         for s in tqdm(range(0, len(order), cfg.sft_batch), desc=f"sft on corrections {epoch}/{cfg.sft_epochs}", unit="batch", leave=False):
             b = order[s : s + cfg.sft_batch]
-            loss = F.binary_cross_entropy_with_logits(policy.train_logits([texts[i] for i in b]), y[b])
+            bce = F.binary_cross_entropy_with_logits(policy.train_logits([texts[i] for i in b]), y[b], reduction="none")
+            loss = (bce * m[b]).sum() / m[b].sum().clamp(min=1)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             total += loss.item() * len(b)
-        util = heldout_utility(policy, held_texts, held_gold, taxonomy)
+        util = heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)
         history.append({"epoch": epoch, "loss": total / max(1, len(texts)), "heldout_utility": util})
         log(f"sft on corrections: epoch {epoch} loss {history[-1]['loss']:.4f}, held-out utility {util:.4f}")
         if util > best:
@@ -172,16 +183,17 @@ def _snapshot(policy: PolicyModel) -> dict:
 
 
 def rl_on_feedback(policy: PolicyModel, reward: RewardModel, embed: dict[str, np.ndarray], pool_texts: list[str],
-                   held_texts: list[str], held_gold: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig,
+                   held_texts: list[str], held_gold: np.ndarray, held_judged: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig,
                    out_dir=None, log=print) -> RLHistory:
     """RL (in place) against `reward`. `embed` maps every pool and held-out text to the reward model's
-    encoder embedding (the encoder the reward model was trained with, not the policy being tuned)."""
+    encoder embedding (the encoder the reward model was trained with, not the policy being tuned); the
+    held-out items pick the best step on the categories their reviewers judged."""
     pool_emb = np.stack([embed[t] for t in pool_texts])
     held_emb = np.stack([embed[t] for t in held_texts]) if held_texts else np.zeros((0, pool_emb.shape[1]), np.float32)
     rl_cfg = copy.copy(cfg.rl)
     rl_cfg.seed = cfg.seed
     return train_rl(policy, reward, pool_texts, pool_emb, taxonomy, held_texts, np.asarray(held_gold),
-                    np.ones_like(held_gold), held_emb, taxonomy.cost_optimal_thresholds(), rl_cfg, out_dir=out_dir, log=log)
+                    np.asarray(held_judged, dtype=np.float32), held_emb, taxonomy.cost_optimal_thresholds(), rl_cfg, out_dir=out_dir, log=log)
 
 
 @dataclass
@@ -192,8 +204,10 @@ class FeedbackData:
     held_js: list[Judgment]
     train_texts: list[str]  # reviewed items (consensus of their corrections)
     train_gold: np.ndarray
+    train_judged: np.ndarray  # 1 where some reviewer judged the category
     held_texts: list[str]  # held-out reviewed items: reward accuracy, step and epoch selection
     held_gold: np.ndarray
+    held_judged: np.ndarray
     unreviewed: list[str]  # extra texts for the RL pool, never reviewed (their labels are never used)
 
     @property
@@ -206,13 +220,13 @@ def feedback_data(judgments: list[Judgment], n_categories: int, holdout: float, 
     """Split reviewed items into train/held-out (by item, stable), take each side's consensus, and sample up to
     `n_unreviewed` candidate texts nobody reviewed for the RL pool."""
     train_js, held_js = split_items(judgments, holdout, seed)
-    tr_texts, tr_gold = consensus(train_js, n_categories)
-    held_texts, held_gold = consensus(held_js, n_categories)
+    tr_texts, tr_gold, tr_judged = consensus(train_js, n_categories)
+    held_texts, held_gold, held_judged = consensus(held_js, n_categories)
     reviewed = {j.text for j in judgments}
     fresh = list(dict.fromkeys(t for t in candidates if t not in reviewed))
     rng = np.random.default_rng(seed)
     extra = [fresh[i] for i in rng.choice(len(fresh), min(n_unreviewed, len(fresh)), replace=False)] if fresh else []
-    return FeedbackData(train_js, held_js, tr_texts, tr_gold, held_texts, held_gold, extra)
+    return FeedbackData(train_js, held_js, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, extra)
 
 
 def embedding_table(policy: PolicyModel, texts: list[str]) -> dict[str, np.ndarray]:
@@ -248,5 +262,6 @@ def rl_from_store(store: Path, policy_path: Path, reward_path: Path, out: Path, 
     policy = PolicyModel.load(policy_path)
     log("embedding the pool and held-out texts for the reward model…")
     embed = embedding_table(policy, fb.rl_pool + fb.held_texts)
-    return rl_on_feedback(policy, RewardModel.load(reward_path), embed, fb.rl_pool, fb.held_texts, fb.held_gold, taxonomy, cfg,
+    return rl_on_feedback(policy, RewardModel.load(reward_path), embed, fb.rl_pool, fb.held_texts, fb.held_gold, fb.held_judged,
+                          taxonomy, cfg,
                           out_dir=out, log=log)

@@ -37,6 +37,7 @@ class LoopConfig:
     simulate: bool = False
     reviewers: int = 3
     noise: float = 0.05
+    rank_rule: str = "agreement"  # how simulated reviewers order proposals (labeling.simulate.RANK_RULES)
     wait_seconds: float = 0.0  # without --simulate: how long to wait for human reviews
     poll_seconds: float = 30.0
     method: str = "rl"  # "rl" | "sft+rl" | "sft"
@@ -47,9 +48,10 @@ class LoopConfig:
 
     def __post_init__(self):
         from labeling.queue import STRATEGIES
+        from labeling.simulate import RANK_RULES
 
         check_config(self, positive=("n", "reviewers"), unit=("noise", "max_auprc_drop"),
-                     choices={"method": METHODS, "strategy": STRATEGIES})
+                     choices={"method": METHODS, "strategy": STRATEGIES, "rank_rule": tuple(RANK_RULES)})
         if self.k < 2:
             raise ConfigError(f"k must be at least 2 proposals per item, got {self.k}")
 
@@ -104,7 +106,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     t = time.time()
     if cfg.simulate:
         report["review"] = simulate(client, url, proj.id, simulatable_examples(examples), taxonomy, reviewers=cfg.reviewers,
-                                    noise=cfg.noise, seed=cfg.seed)
+                                    noise=cfg.noise, seed=cfg.seed, rule=cfg.rank_rule)
     elif cfg.wait_seconds > 0:
         report["review"] = _wait_for_reviews(client, url, proj.id, {it.item_id for it in chosen}, cfg, log)
     step("review", t)
@@ -130,9 +132,11 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     # 6. improve the policy
     t = time.time()
     if cfg.method in ("sft", "sft+rl"):
-        report["sft"] = sft_on_corrections(policy, fb.train_texts, fb.train_gold, fb.held_texts, fb.held_gold, taxonomy, icfg, log=log)
+        report["sft"] = sft_on_corrections(policy, fb.train_texts, fb.train_gold, fb.train_judged, fb.held_texts, fb.held_gold,
+                                           fb.held_judged, taxonomy, icfg, log=log)
     if cfg.method in ("rl", "sft+rl"):
-        hist = rl_on_feedback(policy, reward, embed, fb.rl_pool, fb.held_texts, fb.held_gold, taxonomy, icfg, out_dir=out_ckpt, log=log)
+        hist = rl_on_feedback(policy, reward, embed, fb.rl_pool, fb.held_texts, fb.held_gold, fb.held_judged, taxonomy, icfg,
+                              out_dir=out_ckpt, log=log)
         report["rl"] = {"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                         "rows": hist.rows}
     policy.save(out_ckpt)

@@ -119,9 +119,15 @@ def embed_texts(policy, texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 
 def pairs_to_arrays(pairs: list[PreferencePair], text_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(text index, chosen, rejected) arrays; categories the reviewer did not judge are zeroed in both sets.
+
+    The reward is linear in the label set, so r(chosen) - r(rejected) then sums over judged categories
+    only: an unjudged category gets no gradient and no say in the pair, whatever either set holds."""
     idx = np.array([text_index[p.text] for p in pairs], dtype=np.int64)
-    chosen = np.array([p.chosen for p in pairs], dtype=np.float32)
-    rejected = np.array([p.rejected for p in pairs], dtype=np.float32)
+    n = len(pairs[0].chosen) if pairs else 0
+    judged = np.array([p.judged if p.judged is not None else (1,) * n for p in pairs], dtype=np.float32).reshape(len(pairs), n)
+    chosen = np.array([p.chosen for p in pairs], dtype=np.float32).reshape(len(pairs), n) * judged
+    rejected = np.array([p.rejected for p in pairs], dtype=np.float32).reshape(len(pairs), n) * judged
     return idx, chosen, rejected
 
 

@@ -1,0 +1,185 @@
+"""Feedback says only what reviewers said: a simulated reviewer judges only what its source's annotator
+judged (nothing comes from the model), and a category nobody judged reaches no pair, no loss and no utility."""
+
+import numpy as np
+import pytest
+import torch
+
+from labeling.annotations import agreement, annotation_to_judgment
+from labeling.simulate import RANK_RULES, offline_judgments, rank_proposals, review, reviewer_labels
+from moderation.feedback import FeedbackStore, Judgment, preference_pairs
+from moderation.training.data import Example
+
+NAMES = ["toxic", "hate", "violence", "sexual", "self_harm", "misleading", "spam"]
+
+
+def example(annotators, labels=None):
+    """An item whose source labelled toxic, hate and violence, judged by these annotators."""
+    return Example("ex:1", "some text", "toxic_spans", labels or {"toxic": 1.0, "hate": 1.0, "violence": 1.0},
+                   annotators=[(f"a{i}", a) for i, a in enumerate(annotators)])
+
+
+def test_a_simulated_reviewer_judges_only_what_its_annotator_judged_and_nothing_from_the_model(taxonomy):
+    ex = example([{"toxic": 1, "hate": 0}])  # the item's consensus says violence too; this annotator did not judge it
+    labels, judged = reviewer_labels(ex, taxonomy.names, reviewer=1, noise=0.0, seed=0)
+    assert labels == (1, 0, 0, 0, 0, 0, 0) and judged == (1, 1, 0, 0, 0, 0, 0)
+    # The model's proposals change the ranking only, never the labels: all-positive and all-negative proposals
+    # give the same judgment.
+    everything, nothing = [(1,) * 7, (0,) * 7], [(0,) * 7, (1,) * 7]
+    assert review(ex, everything, taxonomy, 1, 0.0, 0)[:2] == review(ex, nothing, taxonomy, 1, 0.0, 0)[:2] == (labels, judged)
+
+
+def test_slips_flip_judged_categories_only(taxonomy):
+    ex = example([{"toxic": 0, "hate": 0}])
+    for seed in range(30):
+        labels, judged = reviewer_labels(ex, taxonomy.names, reviewer=1, noise=0.5, seed=seed)
+        assert judged == (1, 1, 0, 0, 0, 0, 0) and labels[2:] == (0,) * 5
+    flipped = [reviewer_labels(ex, taxonomy.names, 1, 0.5, s)[0][:2] for s in range(30)]
+    assert len(set(flipped)) > 1  # the judged ones do slip
+
+
+def test_an_item_without_annotators_is_judged_on_nothing(taxonomy):
+    labels, judged = reviewer_labels(example([]), taxonomy.names, 1, 0.0, 0)
+    assert judged == (0,) * 7 and labels == (0,) * 7
+
+
+def test_ranking_rules_follow_the_reviewers_labels_on_judged_categories_only():
+    labels, judged = (1, 1, 0), (1, 1, 0)
+    miss_hate, false_alarm, exact, exact_but_third = (1, 0, 0), (1, 1, 1), (1, 1, 0), (1, 1, 1)
+    rng = np.random.default_rng(0)
+    # agreement: the exact set first; a missed harm and a false alarm on a judged category tie
+    order = rank_proposals([miss_hate, exact, (0, 0, 0)], labels, judged, "agreement", 0.0, rng)
+    assert order == [1, 0, 2]
+    # misses first: a false alarm beats a miss, whatever their count of disagreements
+    assert rank_proposals([(1, 0, 0), (1, 1, 1)], (1, 1, 1), (1, 1, 1), "misses_first", 0.0, rng) == [1, 0]
+    assert rank_proposals([(1, 1, 1), (0, 1, 0)], (1, 1, 1), (1, 1, 1), "misses_first", 0.0, rng) == [0, 1]
+    # the third category is not judged: a proposal differing only there is a tie, ordered at random
+    firsts = {rank_proposals([exact, exact_but_third, false_alarm], labels, judged, "agreement", 0.0,
+                             np.random.default_rng(s))[0] for s in range(40)}
+    assert firsts == {0, 1, 2}
+    with pytest.raises(ValueError, match="unknown ranking rule 'loudest'"):
+        rank_proposals([exact], labels, judged, "loudest", 0.0, rng)
+    assert set(RANK_RULES) == {"agreement", "misses_first"}
+
+
+def test_no_pair_from_label_sets_that_differ_only_in_unjudged_categories():
+    j = Judgment("k", "i", "t", "r", "v", gold=(1, 0, 0), judged=(1, 1, 0),
+                 ranking=[(1, 0, 0), (1, 0, 1), (0, 0, 0)], proposals=[(1, 0, 1), (0, 0, 0), (1, 0, 0)])
+    pairs = {(p.chosen, p.rejected, p.origin) for p in preference_pairs(j)}
+    # (1,0,0) vs (1,0,1) differ only in the unjudged third category: no pair either way (the correction
+    # and the ranking agree on gold over (0,0,0): one pair)
+    assert pairs == {((1, 0, 1), (0, 0, 0), "ranking"), ((1, 0, 0), (0, 0, 0), "correction")}
+    assert all(p.judged == (1, 1, 0) for p in preference_pairs(j))
+    # with every category judged, the same judgment gives the third-category pairs too
+    full = Judgment("k", "i", "t", "r", "v", gold=(1, 0, 0), ranking=j.ranking, proposals=j.proposals)
+    assert ((1, 0, 0), (1, 0, 1), "correction") in {(p.chosen, p.rejected, p.origin) for p in preference_pairs(full)}
+
+
+def test_the_store_keeps_the_judged_mask_and_refuses_a_wrong_one(tmp_path):
+    store = FeedbackStore(tmp_path, ["a", "b"])
+    store.add([Judgment("k1", "i", "t", "r", "v", gold=(1, 0), judged=(1, 0))])
+    assert FeedbackStore(tmp_path, ["a", "b"]).judgments()[0].judged == (1, 0)
+    with pytest.raises(ValueError, match=r"judgment k2: judged mask \(1, 0, 1\) does not fit the 2 categories"):
+        store.add([Judgment("k2", "i", "t", "r", "v", gold=(1, 0), judged=(1, 0, 1))])
+    with pytest.raises(ValueError, match="judged mask"):
+        store.add([Judgment("k3", "i", "t", "r", "v", gold=(1, 0), judged=(1, 2))])
+
+
+def test_a_reviewer_can_mark_categories_they_cannot_judge(taxonomy):
+    task = {"id": 1, "data": {"item_id": "x", "text": "t", "proposal_labels": [[0] * 7], "proposals": [{"id": "card-1"}]}}
+
+    def ann(*results):
+        return {"id": 9, "completed_by": 1, "result": list(results)}
+
+    ticked = {"from_name": "categories", "to_name": "text", "type": "choices", "value": {"choices": ["toxic"]}}
+    unsure = {"from_name": "cannot_judge", "to_name": "text", "type": "choices", "value": {"choices": ["misleading", "spam"]}}
+    j = annotation_to_judgment(task, ann(ticked, unsure), taxonomy)
+    assert j.gold == (1, 0, 0, 0, 0, 0, 0) and j.judged == (1, 1, 1, 1, 1, 0, 0)
+    assert annotation_to_judgment(task, ann(ticked), taxonomy).judged is None  # judged everything
+    both = dict(unsure, value={"choices": ["toxic"]})
+    with pytest.raises(ValueError, match="toxic both ticked and marked as not judged"):
+        annotation_to_judgment(task, ann(ticked, both), taxonomy)
+    with pytest.raises(ValueError, match="unknown category 'scams' marked as not judged"):
+        annotation_to_judgment(task, ann(dict(unsure, value={"choices": ["scams"]})), taxonomy)
+
+
+def test_agreement_counts_only_reviewers_who_judged_the_category():
+    js = [Judgment(f"k{i}", "item", "t", f"r{i}", "v", gold=g, judged=m)
+          for i, (g, m) in enumerate([((1, 0), (1, 1)), ((1, 1), (1, 1)), ((1, 0), (1, 0))])]
+    js += [Judgment(f"m{i}", "other", "t", f"r{i}", "v", gold=g) for i, g in enumerate([(0, 1), (0, 0)])]
+    alpha = agreement(js, ["a", "b"])
+    # b: the third reviewer did not judge it, so 'item' has two values for b (0 and 1), not three
+    from labeling.annotations import krippendorff_alpha_nominal
+
+    assert alpha["b"] == pytest.approx(krippendorff_alpha_nominal([[0, 1], [1, 0]]))
+    assert alpha["a"] == pytest.approx(krippendorff_alpha_nominal([[1, 1, 1], [0, 0]]))
+
+
+def test_consensus_is_a_majority_of_those_who_judged():
+    from moderation.training.improve import consensus
+
+    js = [Judgment("1", "item", "t", "r1", "v", gold=(1, 0, 0), judged=(1, 1, 0)),
+          Judgment("2", "item", "t", "r2", "v", gold=(0, 1, 0), judged=(0, 1, 0)),
+          Judgment("3", "item", "t", "r3", "v", gold=(0, 0, 0), judged=(0, 1, 0)),
+          Judgment("4", "solo", "u", "r1", "v", gold=(0, 0, 1))]
+    texts, gold, judged = consensus(js, 3)
+    assert texts == ["t", "u"]
+    np.testing.assert_array_equal(gold, [[1, 0, 0], [0, 0, 1]])  # hate: 1 of 3 judges; violence: nobody judged 'item'
+    np.testing.assert_array_equal(judged, [[1, 1, 0], [1, 1, 1]])
+
+
+def test_an_unjudged_category_gets_no_gradient_in_the_reward_model():
+    from moderation.training.reward import RewardConfig, pairs_to_arrays, train_reward
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(40, 8)).astype(np.float32)
+    pairs = []
+    from moderation.feedback import PreferencePair
+
+    for i in range(40):  # toxic decides every pair; hate differs too, but nobody judged it
+        pairs.append(PreferencePair("k", str(i), f"t{i}", (1, 1), (0, 0), "r", "ranking", judged=(1, 0)))
+    idx, chosen, rejected = pairs_to_arrays(pairs, {f"t{i}": i for i in range(40)})
+    np.testing.assert_array_equal(chosen[:, 1], 0) and np.testing.assert_array_equal(rejected[:, 1], 0)
+    model = train_reward(emb, idx, chosen, rejected, RewardConfig(embed_dim=8, n_categories=2, epochs=5), log=lambda m: None)
+    torch.manual_seed(0)
+    start = type(model)(model.cfg).belief  # the same initialisation train_reward used (seed 0)
+    assert torch.equal(model.belief.weight[1], start.weight[1]) and torch.equal(model.belief.bias[1], start.bias[1])
+    assert not torch.equal(model.belief.weight[0], start.weight[0])
+
+
+def test_unjudged_gold_changes_neither_sft_on_corrections_nor_its_selection(taxonomy):
+    from moderation.training.improve import ImproveConfig, heldout_utility, sft_on_corrections
+    from tests.conftest import make_tiny_policy
+
+    texts = [f"text number {i}" for i in range(12)]
+    judged = np.zeros((12, len(taxonomy)), np.float32)
+    judged[:, 0] = 1  # only toxic was judged
+    gold = np.zeros_like(judged)
+    gold[::2, 0] = 1
+    other = gold.copy()
+    other[:, 1:] = 1  # every unjudged category "positive": must not matter
+    cfg = ImproveConfig(sft_epochs=2, sft_batch=4)
+    runs = []
+    for g in (gold, other):
+        policy = make_tiny_policy(taxonomy.names, finetune="lora")
+        report = sft_on_corrections(policy, texts, g, judged, texts[:6], g[:6], judged[:6], taxonomy, cfg, log=lambda m: None)
+        runs.append((report["history"], {k: v.clone() for k, v in policy.state_dict().items()}))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+    policy = make_tiny_policy(taxonomy.names)
+    assert heldout_utility(policy, texts, gold, judged, taxonomy) == heldout_utility(policy, texts, other, judged, taxonomy)
+    assert heldout_utility(policy, texts, gold, np.ones_like(judged), taxonomy) != heldout_utility(policy, texts, other,
+                                                                                                   np.ones_like(judged), taxonomy)
+
+
+def test_offline_judgments_record_the_mask_and_hold_no_positive_outside_it(examples, taxonomy):
+    items = [e for e in examples if e.annotators][:200]
+    props = [[(1,) * len(taxonomy), (0,) * len(taxonomy)] for _ in items]  # a model that proposes everything
+    js = offline_judgments(items, props, taxonomy, noise=0.05, seed=0)
+    assert any(j.judged is not None for j in js)
+    for j in js:
+        mask = j.judged_mask(len(taxonomy))
+        assert all(g == 0 for g, m in zip(j.gold, mask) if not m)
+    # spam, misleading and self_harm are judged by none of these sources: nobody may call them positive
+    for c in ("spam", "misleading", "self_harm"):
+        assert sum(j.gold[taxonomy.names.index(c)] for j in js) == 0
