@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from commands.common import DataDir, ExitCode, RegistryDir, dataset_examples, fail, new_app, open_registry, say
+from commands.common import DataDir, ExitCode, RegistryDir, dataset_examples, fail, load_taxonomy_option, new_app, open_registry, say
 
 registry_app = new_app("Model versions, their metrics, promotion through the gate, rollback.")
 
@@ -49,14 +49,21 @@ def registry_add(
     from moderation.training.registry import add_package
 
     reg = open_registry(registry)
-    v = add_package(reg, package, checkpoint, version, lambda tax: dataset_examples(data_dir, tax, "test"), log=say)
+    v = add_package(reg, package, checkpoint, version, lambda tax, split: dataset_examples(data_dir, tax, split), log=say)
     typer.echo(f"registered {v.version}: macro AUPRC {v.metrics['macro_auprc']:.4f}, utility {v.metrics['utility_cost_optimal']:.4f}")
     if promote:
-        _promote(reg, v.version, force=False)
+        _promote(reg, v.version, force=False, data_dir=data_dir)
 
 
-def _promote(reg, version: str, force: bool) -> None:
-    result = reg.promote(version, force=force)
+def _promote(reg, version: str, force: bool, data_dir=None) -> None:
+    """Gate and promote; the gate split is loaded only when a side's export report lacks its gate metrics."""
+    candidate, production = reg.get(version), reg.production()
+    gate_items = None
+    if production is not None and not (candidate.metrics.get("gate") and production.metrics.get("gate")):
+        taxonomy = load_taxonomy_option(reg.resolve(candidate.package) / "taxonomy.toml")
+        gate_items = dataset_examples(data_dir, taxonomy, "gate")
+        say(f"measuring gate-split metrics on {len(gate_items)} texts…")
+    result = reg.promote(version, force=force, gate_examples=gate_items)
     if result.passed:
         typer.echo(f"{version} is in production ({'; '.join(result.reasons) or 'gate passed'})")
     elif force:
@@ -68,9 +75,9 @@ def _promote(reg, version: str, force: bool) -> None:
 @registry_app.command("promote")
 def registry_promote(version: Annotated[str, typer.Argument(help="Registered version to put in production.")],
                      force: Annotated[bool, typer.Option(help="Promote even if the gate refuses (recorded in the registry).")] = False,
-                     registry: RegistryDir = None) -> None:
-    """Gate a version against production and promote it (exit code 4 when the gate refuses)."""
-    _promote(open_registry(registry), version, force)
+                     registry: RegistryDir = None, data_dir: DataDir = None) -> None:
+    """Gate a version against production on the gate split and promote it (exit code 4 when the gate refuses)."""
+    _promote(open_registry(registry), version, force, data_dir)
 
 
 @registry_app.command("rollback")

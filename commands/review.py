@@ -72,7 +72,7 @@ def review_status(ls_dir: LSDir = None) -> None:
 
 class PushSplit(str, Enum):
     train = "train"
-    validation = "validation"  # never the test split: it only reports, so reviewers never see it
+    validation = "validation"  # never test (it only reports) nor gate (it decides promotions): reviewers never see them
 
 
 @review_app.command("push")
@@ -81,7 +81,7 @@ def review_push(
     n: Annotated[int, typer.Option(min=1, help="How many items to push.")] = 100,
     strategy: Annotated[Strategy, typer.Option(help="uncertainty, disagreement, random or audit.")] = Strategy.uncertainty,
     k: Annotated[int, typer.Option(min=2, max=8, help="Label-set proposals per item (the most likely first, then sampled ones).")] = 4,
-    split: Annotated[PushSplit, typer.Option(help="Dataset split to draw from when no INPUT is given (test is refused: it is for reporting only).")] = PushSplit.train,
+    split: Annotated[PushSplit, typer.Option(help="Dataset split to draw from when no INPUT is given (test and gate are refused: they report and decide promotions).")] = PushSplit.train,
     pool: Annotated[int, typer.Option(min=0, help="Score a random sample of this many candidates and choose among them (0: score every candidate; the train split has ~60k, ~10 min).")] = 5000,
     only_simulatable: Annotated[bool, typer.Option(help="Draw only items that `review simulate` can review (datasets that kept each annotator's labels); for trying the loop without people.")] = False,
     model: ModelPath = None, project: Project = "Moderation review",

@@ -88,13 +88,17 @@ def train_reward_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the reward model and its report.")] = Path("runs/reward"),
     holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Share of reviewed items held out for pairwise accuracy.")] = 0.2,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the preference pairs.")] = 60,
-    taxonomy: TaxonomyPath = None, seed: Seed = 0,
+    data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
-    """Step 3: Bradley-Terry reward model on the store's preference pairs; held-out accuracy vs two baselines."""
+    """Step 3: Bradley-Terry reward model on the store's preference pairs; held-out accuracy vs two baselines.
+    Judgments of test- or gate-split dataset items are left out, however they reached the store."""
+    from moderation.training.data import held_back_ids
     from moderation.training.improve import ImproveConfig, train_reward_from_store
 
+    tax = load_taxonomy_option(taxonomy)
     cfg = ImproveConfig(holdout=holdout, reward_epochs=epochs, seed=seed)
-    typer.echo(json.dumps(train_reward_from_store(store, policy, out, load_taxonomy_option(taxonomy), cfg, log=say)))
+    held_back = held_back_ids(dataset_examples(data_dir, tax))
+    typer.echo(json.dumps(train_reward_from_store(store, policy, out, tax, cfg, held_back=held_back, log=say)))
 
 
 @train_app.command("rl")
@@ -113,13 +117,15 @@ def train_rl_cmd(
     data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 4: policy-gradient fine-tuning (LoRA) against the reward model, with a KL leash and a reward-hacking guard."""
+    from moderation.training.data import held_back_ids
     from moderation.training.improve import ImproveConfig, rl_from_store
     from moderation.training.rl import RLConfig
 
     tax = load_taxonomy_option(taxonomy)
-    texts = [e.text for e in dataset_examples(data_dir, tax, "train")] if pool is None else [r.text for r in read_rows(pool)]
+    examples = dataset_examples(data_dir, tax)
+    texts = [e.text for e in examples if e.split == "train"] if pool is None else [r.text for r in read_rows(pool)]
     cfg = ImproveConfig(holdout=holdout, seed=seed, rl=RLConfig(steps=steps, group_size=group_size, kl_beta=kl_beta, lr=lr))
-    hist = rl_from_store(store, policy, reward, out, texts, pool_size, tax, cfg, log=say)
+    hist = rl_from_store(store, policy, reward, out, texts, pool_size, tax, cfg, held_back=held_back_ids(examples), log=say)
     typer.echo(json.dumps({"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                            "final": hist.rows[-1], "out": str(out)}))
 
@@ -177,6 +183,6 @@ def export_cmd(
     tax = load_taxonomy_option(taxonomy)
     examples = dataset_examples(data_dir, tax)
     manifest = export_package(checkpoint, out, tax, [e for e in examples if e.split == "validation"],
-                              [e for e in examples if e.split == "test"], cfg)
+                              [e for e in examples if e.split == "test"], cfg, gate=[e for e in examples if e.split == "gate"])
     typer.echo(json.dumps({"package": str(out), "version": manifest["version"], "parity": manifest["parity"],
                            "test_macro_auprc": manifest["test_macro_auprc"]}))

@@ -56,7 +56,7 @@ def tiny_policy(taxonomy):
 @pytest.fixture(scope="session")
 def small_examples(examples):
     """A few hundred real examples per split, every source represented."""
-    by = {"train": [], "validation": [], "test": []}
+    by = {"train": [], "validation": [], "gate": [], "test": []}
     seen = {}
     for e in examples:
         key = (e.source, e.split)
@@ -92,7 +92,7 @@ def tiny_package(tmp_path_factory, taxonomy, tiny_checkpoint, request):
     export_package(tiny_checkpoint, out, taxonomy, small_examples["validation"], small_examples["test"],
                    # A random tiny model ranks by chance, so its AUPRC swings with any rounding: only the
                    # probability bound of the gate is meaningful here (the real model gets both bounds).
-                   ExportConfig(parity_examples=200, max_auprc_drop=1.0), log=lambda *a: None)
+                   ExportConfig(parity_examples=200, max_auprc_drop=1.0), log=lambda *a: None, gate=small_examples["gate"])
     return out
 
 

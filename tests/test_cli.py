@@ -46,9 +46,10 @@ def test_registry_list_fits_80_columns(tmp_path, tiny_package):
 
     reg = Registry(tmp_path / "registry")
     metrics = {"macro_auprc": 0.61234, "auprc": {}, "utility_cost_optimal": -0.2345, "utility_review": -0.3}
-    reg.add("0.4.0", tiny_package, metrics)
+    reg.add("0.4.0", tiny_package, {**metrics, "gate": metrics})
     reg.promote("0.4.0")
-    reg.add("0.4.1-loop-20261129", tiny_package, {**metrics, "utility_cost_optimal": -0.5}, parent="0.4.0")
+    worse = {**metrics, "utility_cost_optimal": -0.5}
+    reg.add("0.4.1-loop-20261129", tiny_package, {**worse, "gate": worse}, parent="0.4.0")
     reg.promote("0.4.1-loop-20261129")  # refused: utility fell
     r = runner.invoke(cli.app, ["registry", "list", "--registry", str(reg.root)], terminal_width=200)
     assert r.exit_code == 0, r.output

@@ -183,3 +183,38 @@ def test_offline_judgments_record_the_mask_and_hold_no_positive_outside_it(examp
     # spam, misleading and self_harm are judged by none of these sources: nobody may call them positive
     for c in ("spam", "misleading", "self_harm"):
         assert sum(j.gold[taxonomy.names.index(c)] for j in js) == 0
+
+
+# ------------------------------------------------------------------ clean splits
+
+
+def test_the_gate_split_is_carved_from_validation_and_disjoint(examples):
+    from collections import Counter
+
+    from moderation.training.data import GATE_SHARE_OF_VALIDATION, held_back_ids
+
+    share = Counter(e.split for e in examples)
+    assert set(share) == {"train", "validation", "gate", "test"}
+    band = share["validation"] + share["gate"]
+    assert abs(share["gate"] / band - GATE_SHARE_OF_VALIDATION) < 0.03
+    assert 0.08 < band / len(examples) < 0.12 and 0.08 < share["test"] / len(examples) < 0.12
+    groups = {}
+    for e in examples:
+        groups.setdefault(e.group, set()).add(e.split)
+    assert all(len(s) == 1 for s in groups.values())  # a group (duplicates, perturbation pairs) never straddles
+    held = held_back_ids(examples)
+    assert held == {e.id for e in examples if e.split in ("test", "gate")}
+
+
+def test_judgments_of_test_or_gate_items_never_reach_training(taxonomy):
+    from moderation.training.improve import feedback_data, usable_judgments
+
+    n = len(taxonomy)
+    js = [Judgment(f"k{i}", f"item{i}", f"text {i}", "r", "v", gold=(i % 2,) + (0,) * (n - 1),
+                   ranking=[(1,) + (0,) * (n - 1), (0,) * n]) for i in range(40)]
+    held_back = {"item3", "item7", "item20"}
+    assert [j.item_id for j in usable_judgments(js, held_back)] == [f"item{i}" for i in range(40) if f"item{i}" not in held_back]
+    fb = feedback_data(js, n, 0.2, 0, [], 0, held_back)
+    seen = {j.item_id for j in fb.train_js + fb.held_js}
+    assert not seen & held_back and len(seen) == 37
+    assert not {"text 3", "text 7", "text 20"} & set(fb.train_texts + fb.held_texts + fb.rl_pool)

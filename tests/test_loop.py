@@ -17,7 +17,8 @@ runner = CliRunner()
 def _metrics(utility, **auprc):
     base = {"toxic": 0.9, "hate": 0.4, "violence": 0.4, "sexual": 0.7, "self_harm": 0.95, "misleading": 0.8, "spam": 0.97}
     base.update(auprc)
-    return {"utility_cost_optimal": utility, "auprc": base, "macro_auprc": float(np.mean(list(base.values())))}
+    split = {"utility_cost_optimal": utility, "auprc": base, "macro_auprc": float(np.mean(list(base.values())))}
+    return {**split, "gate": dict(split)}
 
 
 def test_gate_rules():
@@ -32,13 +33,15 @@ def test_gate_rules():
 
 
 def _package_with(tmp_path, tiny_package, name, utility_delta, auprc_delta):
-    """A copy of the tiny package whose export report claims other test metrics (the report is not hashed)."""
+    """A copy of the tiny package whose export report claims other gate- and test-split metrics (the report is
+    not hashed)."""
     out = tmp_path / name
     shutil.copytree(tiny_package, out)
     report = json.loads((out / "export_report.json").read_text())
-    report["test"]["utility_cost_optimal"] += utility_delta
-    for c, delta in auprc_delta.items():
-        report["test"]["categories"][c]["auprc"] = (report["test"]["categories"][c]["auprc"] or 0.5) + delta
+    for part in ("test", "gate"):
+        report[part]["utility_cost_optimal"] += utility_delta
+        for c, delta in auprc_delta.items():
+            report[part]["categories"][c]["auprc"] = (report[part]["categories"][c]["auprc"] or 0.5) + delta
     (out / "export_report.json").write_text(json.dumps(report))
     return out
 
@@ -50,7 +53,7 @@ def test_registry_cli_refuses_a_regressing_model_promotes_a_better_one_and_rolls
     worse = _package_with(tmp_path, tiny_package, "worse", +0.2, {"hate": -0.05})
     r = runner.invoke(cli.app, ["registry", "add", str(worse), "--version", "1.0.1", "--registry", str(reg_dir)])
     assert r.exit_code == 4, r.output
-    assert "hate: test AUPRC fell" in r.output
+    assert "hate: gate-split AUPRC fell" in r.output
     reg = Registry(reg_dir)
     assert reg.production().version == "1.0.0" and reg.get("1.0.1").status == "rejected"
     assert (reg_dir / "production").resolve() == tiny_package.resolve()
@@ -122,22 +125,33 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
 
     creds, _ = label_studio
     reg = Registry(tmp_path / "registry")
-    reg.add("0.1.0", tiny_package, {**_metrics(-10.0), "auprc": {c: None for c in taxonomy.names}}, checkpoint=tiny_checkpoint)
+    unknown = {"utility_cost_optimal": -10.0, "auprc": {c: None for c in taxonomy.names}, "macro_auprc": None}
+    reg.add("0.1.0", tiny_package, {**unknown, "gate": dict(unknown)}, checkpoint=tiny_checkpoint)
     reg.promote("0.1.0")
     candidates = [e for e in examples if e.annotators and e.split == "validation"][:200]
-    small = small_examples["validation"] + small_examples["test"] + [c for c in candidates if c not in small_examples["validation"]]
+    small = (small_examples["validation"] + small_examples["gate"] + small_examples["test"]
+             + [c for c in candidates if c not in small_examples["validation"]])
+    # a judgment of a test item that reached the store some other way never trains anything
+    from moderation.feedback import Judgment
+
+    leaked = small_examples["test"][0]
+    FeedbackStore(tmp_path / "feedback", taxonomy.names).add([Judgment(
+        "elsewhere:1", leaked.id, leaked.text, "someone", "0.1.0", gold=(1,) * len(taxonomy),
+        ranking=[(0,) * len(taxonomy), (1,) * len(taxonomy)])])
     cfg = LoopConfig(project="loop test", n=30, simulate=True, unlabelled=20,
                      improve=ImproveConfig(rl=RLConfig(steps=4, batch_texts=8, group_size=4, eval_every=2)))
     store = FeedbackStore(tmp_path / "feedback", taxonomy.names)
     report = run_iteration(cfg, connect(creds), creds.url, reg, store, small, taxonomy, candidates,
                            export_config=ExportConfig(parity_examples=50, max_auprc_drop=1.0), log=lambda *a: None)
     assert report["push"]["created"] == 30
-    assert report["pull"]["corrections"] == 30 and report["pull"]["rejected"] == 0
+    assert report["pull"]["corrections"] == 31 and report["pull"]["rejected"] == 0  # 30 reviews + the leaked one
+    assert report["reward_model"]["items_train"] + report["reward_model"]["items_heldout"] == 30  # not 31
     assert 0.0 <= report["reward_model"]["accuracy_reward_model"] <= 1.0
     assert report["rl"]["rows"] and set(report["timings"]) >= {"select+push", "review", "pull", "reward", "improve", "export"}
     reg = Registry(tmp_path / "registry")
     cand = reg.get(report["version"])
     assert cand.parent == "0.1.0" and cand.metrics["n_items"] == len(small_examples["test"])
+    assert cand.metrics["gate"]["n_items"] == len(small_examples["gate"])  # the gate read the gate split
     # utility of -10 is beaten by any model; AUPRC None is never compared: the gate passes and production moves
     assert report["promoted"] and reg.production().version == report["version"]
     assert (reg.root / "production" / "manifest.json").is_file()
@@ -150,7 +164,7 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
                           # a parity bound INT8 weights cannot meet: the loop falls back to an exact fp32 export
                           export_config=ExportConfig(parity_examples=50, max_auprc_drop=1.0, max_abs_diff=1e-4),
                           log=lambda *a: None)
-    assert again["push"]["created"] == 10 and again["pull"]["corrections"] == 40
+    assert again["push"]["created"] == 10 and again["pull"]["corrections"] == 41
     assert again["export"]["quantization"] == "none" and "parity gate" in again["export"]["int8_refused"]
     assert Registry(tmp_path / "registry").get(again["version"]).parent == report["version"]
 

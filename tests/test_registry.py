@@ -14,7 +14,9 @@ BASE = {"toxic": 0.9, "hate": 0.4}
 
 
 def m(utility, **auprc):
-    return {"utility_cost_optimal": utility, "auprc": {**BASE, **auprc}, "macro_auprc": 0.5}
+    """Registry metrics whose gate split (what the gate reads) and test split (reporting) agree."""
+    split = {"utility_cost_optimal": utility, "auprc": {**BASE, **auprc}, "macro_auprc": 0.5}
+    return {**split, "gate": dict(split)}
 
 
 def test_gate_first_version_and_exact_reasons():
@@ -23,12 +25,26 @@ def test_gate_first_version_and_exact_reasons():
     same = gate(m(-0.3), m(-0.3))
     assert not same.passed and same.reasons == ["reviewer utility did not improve: -0.3000 vs -0.3000 in production"]
     worse = gate(m(-0.2, hate=0.38), m(-0.3), max_auprc_drop=0.01)
-    assert not worse.passed and worse.reasons == ["hate: test AUPRC fell 0.0200 (0.4000 -> 0.3800), more than 0.01"]
+    assert not worse.passed and worse.reasons == ["hate: gate-split AUPRC fell 0.0200 (0.4000 -> 0.3800), more than 0.01"]
     assert worse.utility_delta == pytest.approx(0.1) and worse.auprc_deltas == pytest.approx({"toxic": 0.0, "hate": -0.02})
     edge = gate(m(-0.2, hate=0.39), m(-0.3), max_auprc_drop=0.01)  # a drop of exactly the bound is allowed
     assert edge.passed and edge.reasons == []
     unknown = gate(m(-0.2, hate=None), m(-0.3, toxic=None))
     assert unknown.passed and unknown.auprc_deltas == {}
+
+
+def test_the_gate_reads_the_gate_split_never_the_test_split():
+    better_on_test_only = {**m(-0.1, hate=0.9), "gate": m(-0.4)["gate"]}
+    refused = gate(better_on_test_only, m(-0.3))
+    assert not refused.passed and refused.reasons == ["reviewer utility did not improve: -0.4000 vs -0.3000 in production"]
+    worse_on_test_only = {**m(-0.9, hate=0.1), "gate": m(-0.2)["gate"]}
+    assert gate(worse_on_test_only, m(-0.3)).passed
+    no_gate = {k: v for k, v in m(-0.1).items() if k != "gate"}
+    for cand, prod, who in ((no_gate, m(-0.3), "the candidate"), (m(-0.1), no_gate, "production"),
+                            (no_gate, no_gate, "the candidate and production")):
+        r = gate(cand, prod)
+        assert not r.passed and r.reasons[0].startswith(f"no gate-split metrics for {who}: the gate never falls back to the test")
+    assert gate(no_gate, None).passed  # the first version has nothing to be compared with
 
 
 def test_metrics_from_report_takes_exactly_what_the_gate_needs():
@@ -128,3 +144,18 @@ def test_listing_rows_and_refusals(tmp_path, tiny_package):
     assert rows == [("1.0.0 *", "production", "", day, "0.612", "-0.250", "passed"),
                     ("1.0.1", "rejected", "1.0.0", day, "0.600", "-0.500", "refused")]
     assert refused == ["1.0.1 refused: reviewer utility did not improve: -0.5000 vs -0.2500 in production"]
+
+
+def test_promote_measures_missing_gate_metrics_on_the_gate_split_only(tmp_path, tiny_package, small_examples):
+    reg = Registry(tmp_path / "reg")
+    no_gate = {k: v for k, v in m(-0.3).items() if k != "gate"}
+    reg.add("1.0.0", tiny_package, dict(no_gate))
+    reg.promote("1.0.0")
+    reg.add("1.0.1", tiny_package, dict(no_gate))
+    refused = reg.promote("1.0.1")  # no gate split at hand: refused, never judged on the test metrics
+    assert not refused.passed and refused.reasons[0].startswith("no gate-split metrics for the candidate and production")
+    reg.add("1.0.2", tiny_package, dict(no_gate))
+    same = reg.promote("1.0.2", gate_examples=small_examples["gate"])
+    measured = Registry(reg.root).get("1.0.0").metrics["gate"]  # measured once, and saved
+    assert measured["n_items"] == len(small_examples["gate"]) and reg.get("1.0.2").metrics["gate"] == measured
+    assert not same.passed and same.reasons[0].startswith("reviewer utility did not improve")  # the same model gains nothing

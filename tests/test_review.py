@@ -213,8 +213,9 @@ def test_cli_push_draws_a_pool_shows_progress_and_refuses_test(review_setup, tmp
     assert "random pool of 12 of the 40" in r.output and "scoring candidates" in r.output
     assert "/projects/" in r.output and "moderate review pull" in r.output  # what to do next
     assert json.loads(r.stdout.strip().splitlines()[-1])["created"] == 5  # the JSON for machines stays on stdout
-    r = runner.invoke(cli.app, ["review", "push", "--split", "test", *common])
-    assert r.exit_code == 2 and "test" in r.output
+    for held_back in ("test", "gate"):  # reporting and the promotion gate: no reviewer may see them
+        r = runner.invoke(cli.app, ["review", "push", "--split", held_back, *common])
+        assert r.exit_code == 2 and held_back in r.output
 
 
 def tiny_model_path(mod):

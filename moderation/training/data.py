@@ -29,8 +29,12 @@ from moderation.errors import ModerationError
 from moderation.taxonomy import Taxonomy, load_taxonomy
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "datasets"  # beside the checkout
-SPLITS = ("train", "validation", "test")
-SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+SPLITS = ("train", "validation", "gate", "test")
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train, validation (with the gate carved out of it), test
+# The promotion gate's own split: 30% of the validation band, by the same group hash. No reviewer sees it
+# (`review push` and the loop draw from train/validation only), no threshold, epoch or RL step is chosen on
+# it, and the test split stays for reporting only (it never chooses a model).
+GATE_SHARE_OF_VALIDATION = 0.3
 
 
 class DataError(ModerationError, RuntimeError):
@@ -189,7 +193,9 @@ def split_of(key: str, seed: int = 0) -> str:
     h = stable_unit(key, seed)
     if h < SPLIT_FRACTIONS[0]:
         return "train"
-    return "validation" if h < SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1] else "test"
+    if h < SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1] * (1 - GATE_SHARE_OF_VALIDATION):
+        return "validation"
+    return "gate" if h < SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1] else "test"
 
 
 # ---------------------------------------------------------------- file helpers
@@ -679,6 +685,11 @@ def load_examples(
     if taxonomy is not None:
         examples = [remap_to_taxonomy(ex, taxonomy) for ex in examples]
     return examples
+
+
+def held_back_ids(examples: list[Example]) -> set[str]:
+    """Ids of the items no reviewer judgment may train on: the test split (reporting) and the gate split."""
+    return {e.id for e in examples if e.split in ("test", "gate")}
 
 
 def remap_to_taxonomy(ex: Example, taxonomy: Taxonomy) -> Example:

@@ -51,6 +51,12 @@ class ImproveConfig:
         check_config(self, positive=("reward_epochs", "sft_epochs", "sft_lr", "sft_batch"), unit=("holdout",))
 
 
+def usable_judgments(judgments: list[Judgment], held_back: set[str] | frozenset = frozenset()) -> list[Judgment]:
+    """The judgments a model may learn from: none of an item in `held_back` (the test and gate splits,
+    `data.held_back_ids`), whichever way it reached the store."""
+    return [j for j in judgments if j.item_id not in held_back]
+
+
 def split_items(judgments: list[Judgment], holdout: float, seed: int) -> tuple[list[Judgment], list[Judgment]]:
     done = [j for j in judgments if j.status == "done"]
     held = [j for j in done if stable_unit(j.item_id, seed + 1) < holdout]
@@ -216,10 +222,10 @@ class FeedbackData:
 
 
 def feedback_data(judgments: list[Judgment], n_categories: int, holdout: float, seed: int, candidates: list[str],
-                  n_unreviewed: int) -> FeedbackData:
-    """Split reviewed items into train/held-out (by item, stable), take each side's consensus, and sample up to
-    `n_unreviewed` candidate texts nobody reviewed for the RL pool."""
-    train_js, held_js = split_items(judgments, holdout, seed)
+                  n_unreviewed: int, held_back: set[str] | frozenset = frozenset()) -> FeedbackData:
+    """Drop judgments of held-back items (test, gate), split the rest into train/held-out (by item, stable),
+    take each side's consensus, and sample up to `n_unreviewed` candidate texts nobody reviewed for the RL pool."""
+    train_js, held_js = split_items(usable_judgments(judgments, held_back), holdout, seed)
     tr_texts, tr_gold, tr_judged = consensus(train_js, n_categories)
     held_texts, held_gold, held_judged = consensus(held_js, n_categories)
     reviewed = {j.text for j in judgments}
@@ -234,14 +240,16 @@ def embedding_table(policy: PolicyModel, texts: list[str]) -> dict[str, np.ndarr
     return dict(zip(unique, embed_texts(policy, unique))) if unique else {}
 
 
-def train_reward_from_store(store: Path, policy_path: Path, out: Path, taxonomy: Taxonomy, cfg: ImproveConfig, log=print) -> dict:
-    """`moderate train reward`: the store's judgments, split by item, into a reward model saved with its report."""
+def train_reward_from_store(store: Path, policy_path: Path, out: Path, taxonomy: Taxonomy, cfg: ImproveConfig,
+                            held_back: set[str] | frozenset = frozenset(), log=print) -> dict:
+    """`moderate train reward`: the store's judgments (none of a `held_back` item), split by item, into a
+    reward model saved with its report."""
     import json
 
     from moderation.feedback import FeedbackStore
     from moderation.package import atomic_write_text
 
-    train_js, held_js = split_items(FeedbackStore(store, taxonomy.names).judgments(), cfg.holdout, cfg.seed)
+    train_js, held_js = split_items(usable_judgments(FeedbackStore(store, taxonomy.names).judgments(), held_back), cfg.holdout, cfg.seed)
     try:
         model, report = fit_reward(PolicyModel.load(policy_path), train_js, held_js, taxonomy, cfg, log=log)
     except ValueError as e:
@@ -252,11 +260,12 @@ def train_reward_from_store(store: Path, policy_path: Path, out: Path, taxonomy:
 
 
 def rl_from_store(store: Path, policy_path: Path, reward_path: Path, out: Path, candidates: list[str], pool_size: int,
-                  taxonomy: Taxonomy, cfg: ImproveConfig, log=print) -> RLHistory:
+                  taxonomy: Taxonomy, cfg: ImproveConfig, held_back: set[str] | frozenset = frozenset(), log=print) -> RLHistory:
     """`moderate train rl`: RL against a saved reward model on the store's reviewed items plus unreviewed texts."""
     from moderation.feedback import FeedbackStore
 
-    fb = feedback_data(FeedbackStore(store, taxonomy.names).judgments(), len(taxonomy), cfg.holdout, cfg.seed, candidates, pool_size)
+    fb = feedback_data(FeedbackStore(store, taxonomy.names).judgments(), len(taxonomy), cfg.holdout, cfg.seed, candidates, pool_size,
+                       held_back)
     if not fb.held_texts:
         raise ModerationError(f"{store}: no held-out reviewed items to measure RL against; pull more reviews first")
     policy = PolicyModel.load(policy_path)

@@ -6,9 +6,11 @@
     4. pull     validated annotations -> the feedback store (all iterations' judgments accumulate)
     5. reward   Bradley-Terry reward model on the store's preference pairs (held-out items measured)
     6. improve  RL against the reward model (optionally after SFT on the corrections), LoRA, KL leash
-    7. export   ONNX INT8 package with its parity gate, metrics on the test split
-    8. gate     promote in the registry only if reviewer utility improves and no category's AUPRC falls
-                by more than 0.01; otherwise the candidate is kept, marked rejected, with the reasons
+    7. export   ONNX INT8 package with its parity gate; metrics on the gate split (for the gate) and on the
+                test split (reported, never used to choose)
+    8. gate     promote in the registry only if gate-split reviewer utility improves and no category's
+                gate-split AUPRC falls by more than 0.01; otherwise the candidate is kept, marked rejected
+Judgments of test- or gate-split items never reach the reward model, SFT or RL.
 
 Every step logs what it did and how long it took; the result (a dict) is also written next to the
 candidate as loop_report.json.
@@ -69,8 +71,9 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     from moderation.runtime import Moderator
     from moderation.training.export import ExportConfig, ParityError, export_package
     from moderation.training.improve import embedding_table, feedback_data, fit_reward, rl_on_feedback, sft_on_corrections
+    from moderation.training.data import held_back_ids
     from moderation.training.policy import PolicyModel
-    from moderation.training.registry import RegistryError, metrics_from_report
+    from moderation.training.registry import RegistryError, package_metrics
 
     timings: dict[str, float] = {}
     report: dict = {"config": {k: v for k, v in asdict(cfg).items() if k != "improve"}}
@@ -121,7 +124,9 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     # 5. reward model on everything reviewers have said so far
     t = time.time()
     icfg = replace(cfg.improve, seed=cfg.seed)  # callers' configs are never changed
-    fb = feedback_data(store.judgments(), len(taxonomy), icfg.holdout, cfg.seed, [e.text for e in fresh], cfg.unlabelled)
+    # Judgments of test or gate items (however they reached the store) never train anything.
+    fb = feedback_data(store.judgments(), len(taxonomy), icfg.holdout, cfg.seed, [e.text for e in fresh], cfg.unlabelled,
+                       held_back_ids(examples))
     policy = PolicyModel.load(checkpoint).eval()
     embed = embedding_table(policy, fb.rl_pool + fb.held_texts)
     reward, report["reward_model"] = fit_reward(policy, fb.train_js, fb.held_js, taxonomy, icfg, embeddings=embed, log=log)
@@ -147,6 +152,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     package = registry.root / "packages" / version
     base_ecfg = replace(export_config or ExportConfig(), version=version)
     validation, test = [e for e in examples if e.split == "validation"], [e for e in examples if e.split == "test"]
+    gate_items = [e for e in examples if e.split == "gate"]
     # RL sharpens some logits, and INT8 can then move a probability past the parity gate's bound (MAX_ABS_DIFF:
     # 0.1 for the default int8, 0.02 for int8-weights); the
     # candidate is then exported exactly (fp32: ~3x larger, slower) and still judged on its merits.
@@ -155,7 +161,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     for i, quantization in enumerate(attempts):
         ecfg = replace(base_ecfg, quantization=quantization)
         try:
-            export_package(out_ckpt, package, taxonomy, validation, test, ecfg, log=log)
+            export_package(out_ckpt, package, taxonomy, validation, test, ecfg, log=log, gate=gate_items)
             report["export"]["quantization"] = quantization
             break
         except ParityError as e:
@@ -168,14 +174,13 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
             report["promoted"], report["timings"] = False, timings
             report["seconds"] = round(sum(timings.values()), 1)
             return report
-    test_report = json.loads((package / "export_report.json").read_text())["test"]
     step("export", t)
 
     # 8. register and gate
-    v = registry.add(version, package, metrics_from_report(test_report), checkpoint=out_ckpt, parent=prod.version,
+    v = registry.add(version, package, package_metrics(package), checkpoint=out_ckpt, parent=prod.version,
                      note=f"loop: {cfg.method}, {report['pull']['corrections']} corrections")
     try:
-        result = registry.promote(version, max_auprc_drop=cfg.max_auprc_drop)
+        result = registry.promote(version, max_auprc_drop=cfg.max_auprc_drop, gate_examples=gate_items)
     except RegistryError as e:
         raise RuntimeError(str(e)) from None
     report["gate"] = asdict(result)

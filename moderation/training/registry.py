@@ -6,10 +6,12 @@
       packages/<version>/             model packages (from `moderate export` or `moderate loop`)
       checkpoints/<version>/          torch policy checkpoints, the starting point of the next RL round
 
-The promotion gate: a candidate replaces production only if its reviewer utility (cost-optimal decisions,
-test split) is higher and no category's test AUPRC falls by more than `max_auprc_drop` (0.01). Metrics
-come from the package's own export report (measured on the test split at export time) or, for a package
-exported before that report carried utility, are measured once on registration.
+The promotion gate: a candidate replaces production only if its reviewer utility (cost-optimal decisions)
+on the gate split is higher and no category's gate-split AUPRC falls by more than `max_auprc_drop` (0.01).
+The gate split is carved from validation (`data.GATE_SHARE_OF_VALIDATION`); no reviewer sees it and nothing
+is tuned on it. Test metrics are recorded and listed for reporting only: the test split never chooses a
+model. Metrics come from the package's own export report or, for a package exported before the report
+carried them, are measured on registration (or, for production, when the gate first needs them).
 
 registry.json and the symlink are replaced atomically (temp + fsync + rename): a crash leaves the old
 registry or the new one. Rollback moves production back to the version before it.
@@ -56,9 +58,15 @@ class Version:
 
 
 def gate(candidate: dict, incumbent: dict | None, max_auprc_drop: float = MAX_AUPRC_DROP) -> Gate:
-    """Promote only if utility improves and no category's AUPRC drops by more than `max_auprc_drop`."""
+    """Promote only if gate-split utility improves and no category's gate-split AUPRC drops by more than
+    `max_auprc_drop`. `candidate` and `incumbent` are registry metrics; their "gate" entry is compared."""
     if incumbent is None:
         return Gate(True, ["first version: nothing to compare with"])
+    missing = [who for who, m in (("the candidate", candidate), ("production", incumbent)) if not m.get("gate")]
+    if missing:
+        return Gate(False, [f"no gate-split metrics for {' and '.join(missing)}: the gate never falls back to the test "
+                            "split; register with the datasets at hand (--data-dir) so they can be measured"])
+    candidate, incumbent = candidate["gate"], incumbent["gate"]
     reasons = []
     du = candidate["utility_cost_optimal"] - incumbent["utility_cost_optimal"]
     if not du > 0:
@@ -71,7 +79,7 @@ def gate(candidate: dict, incumbent: dict | None, max_auprc_drop: float = MAX_AU
             continue
         deltas[c] = after - before
         if after < before - max_auprc_drop:
-            reasons.append(f"{c}: test AUPRC fell {before - after:.4f} ({before:.4f} -> {after:.4f}), more than {max_auprc_drop}")
+            reasons.append(f"{c}: gate-split AUPRC fell {before - after:.4f} ({before:.4f} -> {after:.4f}), more than {max_auprc_drop}")
     return Gate(not reasons, reasons, du, deltas)
 
 
@@ -82,12 +90,16 @@ def metrics_from_report(test_report: dict) -> dict:
             "utility_review": test_report["utility_per_item"], "n_items": test_report.get("n_items")}
 
 
-def _export_test_report(package: Path) -> dict:
+def _export_report_part(package: Path, part: str) -> dict:
     path = Path(package) / "export_report.json"
     try:
-        return (json.loads(path.read_text()).get("test") or {}) if path.is_file() else {}
+        return (json.loads(path.read_text()).get(part) or {}) if path.is_file() else {}
     except json.JSONDecodeError as e:
         raise RegistryError(f"{path}: not valid JSON ({e})") from None
+
+
+def _export_test_report(package: Path) -> dict:
+    return _export_report_part(package, "test")
 
 
 def has_utility(package: Path) -> bool:
@@ -95,18 +107,31 @@ def has_utility(package: Path) -> bool:
     return "utility_cost_optimal" in _export_test_report(package)
 
 
-def package_metrics(package: Path, test_examples=None) -> dict:
-    """The package's test metrics: from its export report, or measured now when the report predates them."""
+def package_metrics(package: Path, test_examples=None, gate_examples=None) -> dict:
+    """The package's test metrics (reporting) with its gate-split metrics under "gate": each from its export
+    report, or measured now on the examples given when the report predates them (None when not given)."""
     if has_utility(package):
-        return metrics_from_report(_export_test_report(package))
-    if test_examples is None:
+        metrics = metrics_from_report(_export_test_report(package))
+    elif test_examples is None:
         raise RegistryError(f"{package}: its export report has no reviewer utility; measure it on the test split")
+    else:
+        metrics = measure_package(package, test_examples)
+    gate_report = _export_report_part(package, "gate")
+    if "utility_cost_optimal" in gate_report:
+        metrics["gate"] = metrics_from_report(gate_report)
+    else:
+        metrics["gate"] = measure_package(package, gate_examples) if gate_examples else None
+    return metrics
+
+
+def measure_package(package: Path, examples) -> dict:
+    """Registry metrics of a package on `examples`, at its own thresholds."""
     from moderation.runtime import Moderator
     from moderation.training.evaluate import Thresholds, evaluate_examples
 
     mod = Moderator.load(package)
     thresholds = Thresholds(review=mod.review_thresholds.tolist(), block=mod.block_thresholds.tolist())
-    return metrics_from_report(evaluate_examples(mod.score, test_examples, mod.taxonomy, thresholds)[0])
+    return metrics_from_report(evaluate_examples(mod.score, examples, mod.taxonomy, thresholds)[0])
 
 
 class Registry:
@@ -172,12 +197,16 @@ class Registry:
         self.save()
         return v
 
-    def promote(self, version: str, force: bool = False, max_auprc_drop: float = MAX_AUPRC_DROP) -> Gate:
-        """Run the gate against production; make `version` production if it passes (or `force`)."""
+    def promote(self, version: str, force: bool = False, max_auprc_drop: float = MAX_AUPRC_DROP, gate_examples=None) -> Gate:
+        """Run the gate against production; make `version` production if it passes (or `force`).
+        `gate_examples` (the gate split) measure either side's gate metrics when its export report lacks them."""
         v = self.get(version)
         current = self.production()
         if current is not None and current.version == version:
             raise RegistryError(f"{version} is already in production")
+        for side in ([v] + ([current] if current else [])):
+            if not side.metrics.get("gate") and gate_examples:
+                side.metrics["gate"] = measure_package(self.resolve(side.package), gate_examples)
         result = gate(v.metrics, current.metrics if current else None, max_auprc_drop)
         v.gate = asdict(result)
         if result.passed or force:
@@ -256,15 +285,18 @@ def listing(reg: Registry):
     return table, refused
 
 
-def add_package(reg: Registry, package: Path, checkpoint: Path | None, version: str | None, test_examples, log=print) -> Version:
-    """`moderate registry add`: register a package with its test metrics; `test_examples(taxonomy)` is called
-    only when the package's export report predates the metrics the gate needs."""
+def add_package(reg: Registry, package: Path, checkpoint: Path | None, version: str | None, examples, log=print) -> Version:
+    """`moderate registry add`: register a package with its test metrics (reporting) and gate-split metrics (the
+    gate); `examples(taxonomy, split)` is called only for what the package's export report lacks."""
     from moderation.package import read_manifest
     from moderation.taxonomy import load_taxonomy
 
     version = version or read_manifest(package)["version"]
-    test = None
+    test = gate_items = None
     if not has_utility(package):
-        test = test_examples(load_taxonomy(package / "taxonomy.toml"))
+        test = examples(load_taxonomy(package / "taxonomy.toml"), "test")
         log(f"measuring {package} on {len(test)} test texts…")
-    return reg.add(version, package, package_metrics(package, test), checkpoint=checkpoint)
+    if "utility_cost_optimal" not in _export_report_part(package, "gate"):
+        gate_items = examples(load_taxonomy(package / "taxonomy.toml"), "gate")
+        log(f"measuring {package} on {len(gate_items)} gate-split texts…")
+    return reg.add(version, package, package_metrics(package, test, gate_items), checkpoint=checkpoint)
