@@ -49,20 +49,20 @@ def registry_add(
     from moderation.training.registry import add_package
 
     reg = open_registry(registry)
-    v = add_package(reg, package, checkpoint, version, lambda tax, split: dataset_examples(data_dir, tax, split), log=say)
+    v = add_package(reg, package, checkpoint, version, lambda tax: dataset_examples(data_dir, tax, "test"), log=say)
     typer.echo(f"registered {v.version}: macro AUPRC {v.metrics['macro_auprc']:.4f}, utility {v.metrics['utility_cost_optimal']:.4f}")
     if promote:
         _promote(reg, v.version, force=False, data_dir=data_dir)
 
 
 def _promote(reg, version: str, force: bool, data_dir=None) -> None:
-    """Gate and promote; the gate split is loaded only when a side's export report lacks its gate metrics."""
+    """Gate and promote: with a production version to beat, both score the gate split (loaded here)."""
     candidate, production = reg.get(version), reg.production()
     gate_items = None
-    if production is not None and not (candidate.metrics.get("gate") and production.metrics.get("gate")):
+    if production is not None and production.version != version:
         taxonomy = load_taxonomy_option(reg.resolve(candidate.package) / "taxonomy.toml")
         gate_items = dataset_examples(data_dir, taxonomy, "gate")
-        say(f"measuring gate-split metrics on {len(gate_items)} texts…")
+        say(f"gate: {version} and production {production.version} score {len(gate_items)} gate-split texts…")
     result = reg.promote(version, force=force, gate_examples=gate_items)
     if result.passed:
         typer.echo(f"{version} is in production ({'; '.join(result.reasons) or 'gate passed'})")

@@ -183,6 +183,6 @@ def export_cmd(
     tax = load_taxonomy_option(taxonomy)
     examples = dataset_examples(data_dir, tax)
     manifest = export_package(checkpoint, out, tax, [e for e in examples if e.split == "validation"],
-                              [e for e in examples if e.split == "test"], cfg, gate=[e for e in examples if e.split == "gate"])
+                              [e for e in examples if e.split == "test"], cfg)
     typer.echo(json.dumps({"package": str(out), "version": manifest["version"], "parity": manifest["parity"],
                            "test_macro_auprc": manifest["test_macro_auprc"]}))

@@ -46,17 +46,16 @@ def test_registry_list_fits_80_columns(tmp_path, tiny_package):
 
     reg = Registry(tmp_path / "registry")
     metrics = {"macro_auprc": 0.61234, "auprc": {}, "utility_cost_optimal": -0.2345, "utility_review": -0.3}
-    reg.add("0.4.0", tiny_package, {**metrics, "gate": metrics})
+    reg.add("0.4.0", tiny_package, metrics)
     reg.promote("0.4.0")
-    worse = {**metrics, "utility_cost_optimal": -0.5}
-    reg.add("0.4.1-loop-20261129", tiny_package, {**worse, "gate": worse}, parent="0.4.0")
-    reg.promote("0.4.1-loop-20261129")  # refused: utility fell
+    reg.add("0.4.1-loop-20261129", tiny_package, {**metrics, "utility_cost_optimal": -0.5}, parent="0.4.0")
+    reg.promote("0.4.1-loop-20261129")  # refused: no gate split given
     r = runner.invoke(cli.app, ["registry", "list", "--registry", str(reg.root)], terminal_width=200)
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert max(len(line) for line in lines) <= 80, "\n".join(line for line in lines if len(line) > 80)
     assert any("0.4.1-loop-20261129" in line and "refused" in line for line in lines)
-    assert any(line.startswith("0.4.1-loop-20261129 refused: reviewer utility did not improve") for line in lines)
+    assert any(line.startswith("0.4.1-loop-20261129 refused: no gate split to compare on") for line in lines)
 
 
 def test_loop_verdict_says_what_happened_and_what_to_try():

@@ -243,11 +243,10 @@ def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: di
 
 
 def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxonomy, validation: list[Example],
-                   test: list[Example], cfg: ExportConfig = ExportConfig(), log=print, gate: list[Example] | None = None) -> dict:
+                   test: list[Example], cfg: ExportConfig = ExportConfig(), log=print) -> dict:
     """Export and gate; returns the manifest. Raises ParityError (nothing written) when the gate fails.
-
-    `test` gives the reported metrics (and the card); `gate` (the gate split) the metrics the promotion gate
-    compares, so that the test split never chooses a model."""
+    `test` gives the reported metrics and the card; it never chooses a model (the registry's gate does, on
+    the gate split)."""
     from moderation.runtime import Moderator
     from moderation.training.policy import PolicyModel
 
@@ -259,7 +258,6 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
     if sources is not None:
         validation = [e for e in validation if e.source in sources]
         test = [e for e in test if e.source in sources]
-        gate = [e for e in gate or [] if e.source in sources]
     else:
         sources = sorted({e.source for e in validation + test})
     if model.categories != taxonomy.names:
@@ -319,14 +317,13 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         thresholds = tune_on_validation(runtime.score, validation, taxonomy)
         atomic_write_text(work / "thresholds.json", json.dumps(thresholds.to_json(taxonomy.names), indent=2) + "\n")
         test_report = evaluate_examples(runtime.score, test, taxonomy, thresholds)[0] if test else None
-        gate_report = evaluate_examples(runtime.score, gate, taxonomy, thresholds)[0] if gate else None
         if test_report is not None:
             atomic_write_text(work / "card.md", _card(taxonomy, info, test_report, parity, sources, templates,
                                                       thresholds.to_json(taxonomy.names)))
         info["parity"] = {k: parity[k] for k in ("n", "max_abs_diff", "p999_abs_diff", "mean_abs_diff")}
         info["test_macro_auprc"] = None if test_report is None else test_report["macro_auprc"]
         manifest = write_manifest(work, info)
-        (work / "export_report.json").write_text(json.dumps({"parity": parity, "test": test_report, "gate": gate_report,
+        (work / "export_report.json").write_text(json.dumps({"parity": parity, "test": test_report,
                                                               "seconds": round(time.time() - started, 1)}, indent=2))
         from moderation.package import current_umask
 

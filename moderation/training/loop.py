@@ -6,10 +6,11 @@
     4. pull     validated annotations -> the feedback store (all iterations' judgments accumulate)
     5. reward   Bradley-Terry reward model on the store's preference pairs (held-out items measured)
     6. improve  RL against the reward model (optionally after SFT on the corrections), LoRA, KL leash
-    7. export   ONNX INT8 package with its parity gate; metrics on the gate split (for the gate) and on the
-                test split (reported, never used to choose)
-    8. gate     promote in the registry only if gate-split reviewer utility improves and no category's
-                gate-split AUPRC falls by more than 0.01; otherwise the candidate is kept, marked rejected
+    7. export   ONNX INT8 package with its parity gate; metrics on the test split (reported, never used to
+                choose a model)
+    8. gate     both packages score the gate split; promote only if reviewer utility improves beyond noise
+                and no category's AUPRC falls beyond noise (paired bootstrap, `gate.py`); otherwise the
+                candidate is kept, marked rejected, with the reasons
 Judgments of test- or gate-split items never reach the reward model, SFT or RL.
 
 Every step logs what it did and how long it took; the result (a dict) is also written next to the
@@ -161,7 +162,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     for i, quantization in enumerate(attempts):
         ecfg = replace(base_ecfg, quantization=quantization)
         try:
-            export_package(out_ckpt, package, taxonomy, validation, test, ecfg, log=log, gate=gate_items)
+            export_package(out_ckpt, package, taxonomy, validation, test, ecfg, log=log)
             report["export"]["quantization"] = quantization
             break
         except ParityError as e:

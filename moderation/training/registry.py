@@ -6,12 +6,11 @@
       packages/<version>/             model packages (from `moderate export` or `moderate loop`)
       checkpoints/<version>/          torch policy checkpoints, the starting point of the next RL round
 
-The promotion gate: a candidate replaces production only if its reviewer utility (cost-optimal decisions)
-on the gate split is higher and no category's gate-split AUPRC falls by more than `max_auprc_drop` (0.01).
-The gate split is carved from validation (`data.GATE_SHARE_OF_VALIDATION`); no reviewer sees it and nothing
-is tuned on it. Test metrics are recorded and listed for reporting only: the test split never chooses a
-model. Metrics come from the package's own export report or, for a package exported before the report
-carried them, are measured on registration (or, for production, when the gate first needs them).
+The promotion gate (`gate.py`): both packages score the gate split (carved from validation; no reviewer sees
+it, nothing is tuned on it) and a paired bootstrap decides whether the candidate's reviewer utility is
+higher beyond noise and whether any category's AUPRC fell beyond noise. Test metrics are recorded and
+listed for reporting only: the test split never chooses a model. They come from the package's own export
+report or, for a package exported before that report carried utility, are measured on registration.
 
 registry.json and the symlink are replaced atomically (temp + fsync + rename): a crash leaves the old
 registry or the new one. Rollback moves production back to the version before it.
@@ -22,26 +21,20 @@ from __future__ import annotations
 import json
 import os
 import time
+
+import numpy as np
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from moderation.errors import ModerationError
 from moderation.package import atomic_write_text
+from moderation.training.gate import MAX_AUPRC_DROP, Gate, paired_gate
 
 DEFAULT_ROOT = Path("data/registry")
-MAX_AUPRC_DROP = 0.01
 
 
 class RegistryError(ModerationError, RuntimeError):
     """A registry operation that cannot be done; the message says why."""
-
-
-@dataclass
-class Gate:
-    passed: bool
-    reasons: list[str] = field(default_factory=list)  # why it failed (or "first version")
-    utility_delta: float | None = None
-    auprc_deltas: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,32 +48,6 @@ class Version:
     metrics: dict = field(default_factory=dict)  # macro_auprc, auprc{category}, utility_cost_optimal, utility_review
     gate: dict | None = None
     note: str = ""
-
-
-def gate(candidate: dict, incumbent: dict | None, max_auprc_drop: float = MAX_AUPRC_DROP) -> Gate:
-    """Promote only if gate-split utility improves and no category's gate-split AUPRC drops by more than
-    `max_auprc_drop`. `candidate` and `incumbent` are registry metrics; their "gate" entry is compared."""
-    if incumbent is None:
-        return Gate(True, ["first version: nothing to compare with"])
-    missing = [who for who, m in (("the candidate", candidate), ("production", incumbent)) if not m.get("gate")]
-    if missing:
-        return Gate(False, [f"no gate-split metrics for {' and '.join(missing)}: the gate never falls back to the test "
-                            "split; register with the datasets at hand (--data-dir) so they can be measured"])
-    candidate, incumbent = candidate["gate"], incumbent["gate"]
-    reasons = []
-    du = candidate["utility_cost_optimal"] - incumbent["utility_cost_optimal"]
-    if not du > 0:
-        reasons.append(f"reviewer utility did not improve: {candidate['utility_cost_optimal']:.4f} vs "
-                       f"{incumbent['utility_cost_optimal']:.4f} in production")
-    deltas = {}
-    for c, before in incumbent["auprc"].items():
-        after = candidate["auprc"].get(c)
-        if before is None or after is None:
-            continue
-        deltas[c] = after - before
-        if after < before - max_auprc_drop:
-            reasons.append(f"{c}: gate-split AUPRC fell {before - after:.4f} ({before:.4f} -> {after:.4f}), more than {max_auprc_drop}")
-    return Gate(not reasons, reasons, du, deltas)
 
 
 def metrics_from_report(test_report: dict) -> dict:
@@ -107,31 +74,26 @@ def has_utility(package: Path) -> bool:
     return "utility_cost_optimal" in _export_test_report(package)
 
 
-def package_metrics(package: Path, test_examples=None, gate_examples=None) -> dict:
-    """The package's test metrics (reporting) with its gate-split metrics under "gate": each from its export
-    report, or measured now on the examples given when the report predates them (None when not given)."""
+def package_metrics(package: Path, test_examples=None) -> dict:
+    """The package's test metrics (reporting only): from its export report, or measured now when the report
+    predates them."""
     if has_utility(package):
-        metrics = metrics_from_report(_export_test_report(package))
-    elif test_examples is None:
+        return metrics_from_report(_export_test_report(package))
+    if test_examples is None:
         raise RegistryError(f"{package}: its export report has no reviewer utility; measure it on the test split")
-    else:
-        metrics = measure_package(package, test_examples)
-    gate_report = _export_report_part(package, "gate")
-    if "utility_cost_optimal" in gate_report:
-        metrics["gate"] = metrics_from_report(gate_report)
-    else:
-        metrics["gate"] = measure_package(package, gate_examples) if gate_examples else None
-    return metrics
-
-
-def measure_package(package: Path, examples) -> dict:
-    """Registry metrics of a package on `examples`, at its own thresholds."""
     from moderation.runtime import Moderator
     from moderation.training.evaluate import Thresholds, evaluate_examples
 
     mod = Moderator.load(package)
     thresholds = Thresholds(review=mod.review_thresholds.tolist(), block=mod.block_thresholds.tolist())
-    return metrics_from_report(evaluate_examples(mod.score, examples, mod.taxonomy, thresholds)[0])
+    return metrics_from_report(evaluate_examples(mod.score, test_examples, mod.taxonomy, thresholds)[0])
+
+
+def package_scorer(package: Path):
+    """texts -> probabilities, through the package's own runtime (what the gate compares)."""
+    from moderation.runtime import Moderator
+
+    return Moderator.load(package).score
 
 
 class Registry:
@@ -197,17 +159,15 @@ class Registry:
         self.save()
         return v
 
-    def promote(self, version: str, force: bool = False, max_auprc_drop: float = MAX_AUPRC_DROP, gate_examples=None) -> Gate:
-        """Run the gate against production; make `version` production if it passes (or `force`).
-        `gate_examples` (the gate split) measure either side's gate metrics when its export report lacks them."""
+    def promote(self, version: str, force: bool = False, max_auprc_drop: float = MAX_AUPRC_DROP, gate_examples=None,
+                scorer=package_scorer) -> Gate:
+        """Run the gate against production on `gate_examples` (the gate split); make `version` production if it
+        passes (or `force`). `scorer(package)` gives a package's texts -> probabilities function."""
         v = self.get(version)
         current = self.production()
         if current is not None and current.version == version:
             raise RegistryError(f"{version} is already in production")
-        for side in ([v] + ([current] if current else [])):
-            if not side.metrics.get("gate") and gate_examples:
-                side.metrics["gate"] = measure_package(self.resolve(side.package), gate_examples)
-        result = gate(v.metrics, current.metrics if current else None, max_auprc_drop)
+        result = self.compare(v, current, gate_examples, max_auprc_drop, scorer)
         v.gate = asdict(result)
         if result.passed or force:
             if current is not None:
@@ -221,6 +181,24 @@ class Registry:
             v.status = "rejected"
         self.save()
         return result
+
+    def compare(self, candidate: Version, production: Version | None, gate_examples, max_auprc_drop: float, scorer) -> Gate:
+        if production is None:
+            return Gate(True, ["first version: nothing to compare with"])
+        if not gate_examples:
+            return Gate(False, ["no gate split to compare on (the datasets were not found; pass --data-dir): the gate "
+                                "never falls back to the test split"])
+        from moderation.taxonomy import load_taxonomy
+        from moderation.training.data import label_matrix
+
+        taxonomy = load_taxonomy(self.resolve(candidate.package) / "taxonomy.toml")
+        other = load_taxonomy(self.resolve(production.package) / "taxonomy.toml")
+        if other.names != taxonomy.names:
+            return Gate(False, [f"the candidate's categories {taxonomy.names} differ from production's {other.names}"])
+        texts = [e.text for e in gate_examples]
+        targets, mask = label_matrix(gate_examples, taxonomy.names)
+        return paired_gate(np.asarray(scorer(self.resolve(candidate.package))(texts)),
+                           np.asarray(scorer(self.resolve(production.package))(texts)), targets, mask, taxonomy, max_auprc_drop)
 
     def rollback(self) -> Version:
         """Production goes back to the version before the current one."""
@@ -285,18 +263,15 @@ def listing(reg: Registry):
     return table, refused
 
 
-def add_package(reg: Registry, package: Path, checkpoint: Path | None, version: str | None, examples, log=print) -> Version:
-    """`moderate registry add`: register a package with its test metrics (reporting) and gate-split metrics (the
-    gate); `examples(taxonomy, split)` is called only for what the package's export report lacks."""
+def add_package(reg: Registry, package: Path, checkpoint: Path | None, version: str | None, test_examples, log=print) -> Version:
+    """`moderate registry add`: register a package with its test metrics (reporting only); `test_examples(taxonomy)`
+    is called only when the package's export report predates them."""
     from moderation.package import read_manifest
     from moderation.taxonomy import load_taxonomy
 
     version = version or read_manifest(package)["version"]
-    test = gate_items = None
+    test = None
     if not has_utility(package):
-        test = examples(load_taxonomy(package / "taxonomy.toml"), "test")
+        test = test_examples(load_taxonomy(package / "taxonomy.toml"))
         log(f"measuring {package} on {len(test)} test texts…")
-    if "utility_cost_optimal" not in _export_report_part(package, "gate"):
-        gate_items = examples(load_taxonomy(package / "taxonomy.toml"), "gate")
-        log(f"measuring {package} on {len(gate_items)} gate-split texts…")
-    return reg.add(version, package, package_metrics(package, test, gate_items), checkpoint=checkpoint)
+    return reg.add(version, package, package_metrics(package, test), checkpoint=checkpoint)
