@@ -16,6 +16,9 @@ Variants at equal budget:
   (c) + reward model (Bradley-Terry on the rankings and corrections) + RL (LoRA, KL to the start policy)
       on the reviewed texts plus `--unlabelled` unreviewed texts of the same pool (their labels unused)
   (d) (b), then (c) with (b) as the KL reference
+  cheap baselines the feedback must beat (moderation/training/baselines.py):
+  (e) the supervised policy with per-category thresholds re-tuned for utility on the validation labels
+  (f) the supervised policy recalibrated per category (Platt, pulled to the identity) on the reviewed items
 
 Metrics on the test split (first 256-token window of each text, all variants alike): macro AUPRC over the
 seven categories, and reviewer utility per item (taxonomy costs, decisions at the cost-optimal
@@ -38,23 +41,33 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 REVIEWED_SOURCES = ("davidson_hate_offensive", "convabuse", "toxic_spans")
-VARIANTS = {"a": "supervised", "b": "+ SFT on corrections", "c": "+ reward model + RL", "d": "SFT, then RL"}
+VARIANTS = {"a": "supervised", "b": "+ SFT on corrections", "c": "+ reward model + RL", "d": "SFT, then RL",
+            "e": "supervised, thresholds re-tuned on validation (no reviews)", "f": "+ recalibration on the reviewed items"}
+PER_BUDGET = ("b", "c", "d", "f")  # (a) and (e) use no reviews: measured once
 
 
 # What the simulated reviewers may say; results from another simulation are never mixed with these.
 SIMULATION = "annotator labels only, unjudged categories masked (labeling/simulate.py)"
 
-def evaluate(policy, test, y, m, src_mask, tax) -> dict:
+def scores(policy, texts: list[str]) -> np.ndarray:
     import torch
 
-    from moderation.training.evaluate import auprc, cost_optimal_utility, macro
-
     with torch.no_grad():
-        probs = torch.sigmoid(policy.eval().text_logits([e.text for e in test], batch_size=128, max_windows=1)).numpy()
+        return torch.sigmoid(policy.eval().text_logits(texts, batch_size=128, max_windows=1)).numpy()
+
+
+def measure(probs, y, m, src_mask, tax, thresholds=None) -> dict:
+    """Macro AUPRC and utility per item, at the cost-optimal thresholds unless `thresholds` are given."""
+    from moderation.training.evaluate import auprc, macro, utility_at
+
+    t = tax.cost_optimal_thresholds() if thresholds is None else thresholds
     per = auprc(probs, y, m)
-    return {"macro_auprc": macro(per), "auprc": dict(zip(tax.names, per)),
-            "utility": cost_optimal_utility(probs, y, m, tax),
-            "utility_reviewed_sources": cost_optimal_utility(probs[src_mask], y[src_mask], m[src_mask], tax)}
+    return {"macro_auprc": macro(per), "auprc": dict(zip(tax.names, per)), "utility": utility_at(probs, y, m, t, tax),
+            "utility_reviewed_sources": utility_at(probs[src_mask], y[src_mask], m[src_mask], t, tax)}
+
+
+def evaluate(policy, test, y, m, src_mask, tax) -> dict:
+    return measure(scores(policy, [e.text for e in test]), y, m, src_mask, tax)
 
 
 def main() -> None:
@@ -84,6 +97,7 @@ def main() -> None:
     import torch
 
     from labeling.simulate import offline_judgments
+    from moderation.training.baselines import Recalibration, utility_thresholds
     from moderation.proposals import proposals_from_logits
     from moderation.taxonomy import load_taxonomy
     from moderation.training.data import label_matrix, load_examples
@@ -136,10 +150,17 @@ def main() -> None:
     print(f"pool {len(pool)} reviewable validation items; test {len(test)}; scoring the pool…", flush=True)
     with torch.no_grad():
         pool_logits = base.text_logits([e.text for e in pool], batch_size=128, max_windows=1).numpy()
+    base_test = scores(base, [e.text for e in test])
     if "a" not in results:
-        results["a"] = evaluate(base, test, y_test, m_test, src_mask, tax)
+        results["a"] = measure(base_test, y_test, m_test, src_mask, tax)
         save()
     print(f"(a) supervised: {json.dumps(results['a'])}", flush=True)
+    if "e" in args.variants and "e" not in results:
+        y_val, m_val = label_matrix(val, tax.names)
+        thresholds = utility_thresholds(scores(base, [e.text for e in val]), y_val, m_val, tax)
+        results["e"] = {**measure(base_test, y_test, m_test, src_mask, tax, thresholds), "thresholds": thresholds.tolist()}
+        save()
+        print(f"(e) thresholds re-tuned on validation: {json.dumps(results['e'])}", flush=True)
 
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
@@ -150,7 +171,7 @@ def main() -> None:
         for budget in args.budgets:
             key = f"budget={budget},seed={seed}"
             cell = results["cells"].get(key, {})
-            if all(v in cell for v in args.variants if v != "a"):
+            if all(v in cell for v in args.variants if v in PER_BUDGET):
                 print(f"{key}: done already", flush=True)
                 continue
             t0 = time.time()
@@ -169,6 +190,11 @@ def main() -> None:
             reward, rm_report = fit_reward(base, train_js, held_js, tax, cfg, embeddings=embed, log=lambda m: None)
             cell["reward_model"] = rm_report
             print(f"{key}: reward model {json.dumps(rm_report)}", flush=True)
+            if "f" in args.variants:
+                calibration = Recalibration.fit(scores(base, tr_texts), tr_gold, tr_judged)
+                cell["f"] = {**measure(calibration(base_test), y_test, m_test, src_mask, tax),
+                             "scale": calibration.scale.tolist(), "shift": calibration.shift.tolist()}
+                print(f"{key}: (f) {json.dumps(cell['f'])}", flush=True)
             sft_model = None
             if "b" in args.variants or "d" in args.variants:
                 sft_model = copy.deepcopy(base)
@@ -199,7 +225,7 @@ def summarise(results: dict, md_path: Path, png_path: Path) -> None:
     rows = {}
     for key, cell in results["cells"].items():
         budget = int(key.split(",")[0].split("=")[1])
-        for v in ("b", "c", "d"):
+        for v in PER_BUDGET:
             if v in cell:
                 rows.setdefault((budget, v), []).append(cell[v])
         rows.setdefault((budget, "rm"), []).append(cell["reward_model"])
@@ -211,10 +237,13 @@ def summarise(results: dict, md_path: Path, png_path: Path) -> None:
         return (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else (float("nan"), float("nan"), 0)
 
     lines = ["| budget | variant | utility (all test) | utility (reviewed sources) | macro AUPRC | seeds |", "|---|---|---|---|---|---|"]
-    lines.append(f"| 0 | (a) supervised | {a['utility']:.4f} | {a['utility_reviewed_sources']:.4f} | {a['macro_auprc']:.4f} | — |")
+    for v in ("a", "e"):
+        if v in results:
+            r = results[v]
+            lines.append(f"| 0 | ({v}) {VARIANTS[v]} | {r['utility']:.4f} | {r['utility_reviewed_sources']:.4f} | {r['macro_auprc']:.4f} | — |")
     summary = {}
     for b in budgets:
-        for v in ("b", "c", "d"):
+        for v in PER_BUDGET:
             cells = rows.get((b, v), [])
             if not cells:
                 continue
@@ -240,7 +269,9 @@ def summarise(results: dict, md_path: Path, png_path: Path) -> None:
     for ax, metric, title in zip(axes, ("utility", "utility_reviewed_sources", "macro_auprc"),
                                  ("utility per item, all test", "utility per item, reviewed sources", "macro AUPRC")):
         ax.axhline(a[metric], color="grey", linestyle="--", label="(a) supervised")
-        for v in ("b", "c", "d"):
+        if "e" in results:
+            ax.axhline(results["e"][metric], color="black", linestyle=":", label="(e) thresholds re-tuned")
+        for v in PER_BUDGET:
             pts = [(b, summary[f"{b}/{v}"][metric]) for b in budgets if f"{b}/{v}" in summary]
             if pts:
                 ax.errorbar([p[0] for p in pts], [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o", capsize=3,
