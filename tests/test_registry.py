@@ -222,3 +222,77 @@ def test_listing_rows_and_refusals(tmp_path, tiny_package):
                     ("1.0.1", "rejected", "1.0.0", day, "0.600", "-0.500", "refused")]
     assert refused == ["1.0.1 refused: no gate split to compare on (the datasets were not found; pass --data-dir): the gate "
                        "never falls back to the test split"]
+
+
+def test_the_gate_scores_exactly_the_gate_texts_with_both_packages_and_its_bound(tmp_path, tiny_package, taxonomy):
+    items, y, prod = gate_set(taxonomy, n=800)
+    cand = prod.copy()
+    hate = taxonomy.names.index("hate")
+    cand[:, hate] = np.where(y[:, hate] == 1, prod[:, hate] * 0.97, prod[:, hate])  # hate's AUPRC falls a little
+    a, b = _pkg(tmp_path, "a", tiny_package), _pkg(tmp_path, "b", tiny_package)
+    calls = []
+
+    def scorer(package):
+        def score(texts):
+            calls.append((package.name, list(texts)))
+            return {"a": prod, "b": cand}[package.name]
+        return score
+
+    reg = Registry(tmp_path / "reg")
+    reg.add("1", a, m(-0.3))
+    reg.promote("1")
+    reg.add("2", b, m(-0.3))
+    strict = reg.compare(reg.get("2"), reg.get("1"), items, 0.0, scorer)
+    assert sorted(calls) == [("a", [e.text for e in items]), ("b", [e.text for e in items])]
+    loose = reg.compare(reg.get("2"), reg.get("1"), items, 0.5, scorer)
+    assert any(r.startswith("hate:") for r in strict.reasons) and not any(r.startswith("hate:") for r in loose.reasons)
+    result = reg.promote("2", max_auprc_drop=0.5, gate_examples=items, scorer=scorer)
+    assert not any(r.startswith("hate:") for r in result.reasons) and result.auprc_deltas["hate"] < 0
+
+
+def test_the_gate_refuses_models_of_different_taxonomies(tmp_path, tiny_package, taxonomy):
+    from moderation.taxonomy import parse_taxonomy
+
+    other = _pkg(tmp_path, "other", tiny_package)
+    (other / "taxonomy.toml").write_text(parse_taxonomy({"category": [{"name": "scam", "definition": "fraud", "cost_fn": 1,
+                                                                      "cost_fp": 1, "review_recall": 0.9,
+                                                                      "block_precision": 0.9}]}).to_toml())
+    items, y, prod = gate_set(taxonomy, n=50)
+    reg = Registry(tmp_path / "reg")
+    reg.add("1", tiny_package, m(-0.3))
+    reg.promote("1")
+    reg.add("2", other, m(-0.1))
+    refused = reg.promote("2", gate_examples=items, scorer=lambda package: (lambda texts: prod))
+    assert refused.passed is False and refused.reasons == [
+        f"the candidate's categories ['scam'] differ from production's {taxonomy.names}"]
+    assert reg.production().version == "1"
+
+
+def test_add_package_measures_only_what_the_report_lacks(tmp_path, tiny_package, taxonomy):
+    from moderation.runtime import Moderator
+    from moderation.training.evaluate import utility_at
+    from moderation.training.registry import add_package
+
+    items = [Example(f"t{i}", f"a test text number {i}", "src", {c: float((i + k) % 5 == 0) for k, c in enumerate(taxonomy.names)},
+                     split="test") for i in range(60)]
+    asked, logged = [], []
+
+    def test_examples(tax):
+        asked.append(tax.names)
+        return items
+
+    reg = Registry(tmp_path / "reg")
+    v = add_package(reg, tiny_package, None, None, test_examples, log=logged.append)
+    assert asked == [] and logged == [] and v.version == json.loads((tiny_package / "manifest.json").read_text())["version"]
+    old = _pkg(tmp_path, "old", tiny_package)
+    report = json.loads((old / "export_report.json").read_text())
+    del report["test"]["utility_cost_optimal"]
+    (old / "export_report.json").write_text(json.dumps(report))
+    measured = add_package(reg, old, None, "2.0.0", test_examples, log=logged.append)
+    assert asked == [taxonomy.names] and logged == [f"measuring {old} on 60 test texts…"]
+    mod = Moderator.load(old)
+    y = np.array([[e.labels[c] for c in taxonomy.names] for e in items])
+    probs = mod.score([e.text for e in items])
+    assert measured.version == "2.0.0" and measured.metrics["n_items"] == 60
+    assert measured.metrics["utility_review"] == pytest.approx(utility_at(probs, y, np.ones_like(y), mod.review_thresholds, taxonomy))
+    assert Registry(reg.root).get("2.0.0").metrics == measured.metrics
