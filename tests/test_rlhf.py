@@ -1,5 +1,6 @@
 """Reward model and RL on toy problems whose answers are known."""
 
+import pytest
 import numpy as np
 import torch
 
@@ -184,3 +185,36 @@ def test_train_reward_logs_each_twentieth_epoch_and_is_reproducible():
     assert 0.5 < first_loss < 0.8  # the mean over all 30 pairs of -log sigmoid(margin), near log 2 at the start
     b = train_reward(emb, idx, chosen, rejected, cfg, log=lambda *x: None)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_train_rl_records_its_start_masks_held_out_gold_freezes_the_reward_and_follows_its_seed(taxonomy):
+    from moderation.training.evaluate import utility_at
+
+    names, target, policy, texts, reward, emb = toy_rl(taxonomy)
+    gold = np.tile(target, (8, 1))
+    mask = np.ones_like(gold)
+    gold[:, 3], mask[:, 3] = 1, 0  # "sexual" is positive in gold but nobody judged it: it must not count
+    thresholds = np.full(len(names), 0.5)
+    start_p = torch.sigmoid(policy.text_logits(texts, max_windows=1)).detach().numpy()
+    cfg = RLConfig(steps=4, batch_texts=4, group_size=4, lr=5e-3, eval_every=2, hack_patience=99, seed=7)
+
+    def run(seed):
+        p, logged = make_tiny_policy(taxonomy.names, seed=3), []
+        rm = reward_preferring(target)
+        h = train_rl(p, rm, texts, emb, taxonomy, texts, gold, mask, emb, thresholds, RLConfig(**{**cfg.__dict__, "seed": seed}),
+                     log=logged.append)
+        return h, logged, rm
+
+    history, logged, rm = run(7)
+    first = history.rows[0]
+    assert set(first) == {"step", "heldout_utility", "heldout_rm_reward", "reward", "kl", "entropy"}
+    assert (first["step"], first["reward"], first["kl"], first["entropy"]) == (0, None, 0.0, None)
+    assert first["heldout_utility"] == pytest.approx(utility_at(start_p, gold, mask, thresholds, taxonomy))
+    assert first["heldout_utility"] != pytest.approx(utility_at(start_p, gold, np.ones_like(mask), thresholds, taxonomy))
+    assert [r["step"] for r in history.rows] == [0, 1, 2, 3, 4] and "heldout_utility" in history.rows[2]
+    assert logged[0].startswith("RL start: held-out utility") and logged[-1].startswith("RL done in")
+    assert not any(p.requires_grad for p in rm.parameters())  # the reward model is frozen during RL
+    again, _, _ = run(7)
+    assert again.rows == history.rows  # the same seed gives the same run
+    other, _, _ = run(8)
+    assert [r["reward"] for r in other.rows[1:]] != [r["reward"] for r in history.rows[1:]]
