@@ -296,3 +296,69 @@ def test_add_package_measures_only_what_the_report_lacks(tmp_path, tiny_package,
     assert measured.version == "2.0.0" and measured.metrics["n_items"] == 60
     assert measured.metrics["utility_review"] == pytest.approx(utility_at(probs, y, np.ones_like(y), mod.review_thresholds, taxonomy))
     assert Registry(reg.root).get("2.0.0").metrics == measured.metrics
+
+
+def test_gate_intervals_are_the_documented_paired_bootstrap(taxonomy):
+    from moderation.training.gate import item_utility
+
+    items, y, prod = gate_set(taxonomy, n=300)
+    cand = sharper(y, prod, np.random.default_rng(6))
+    mask = np.ones_like(y)
+    g = paired_gate(cand, prod, y, mask, taxonomy)  # seed 0, 500 resamples, 5th and 95th percentiles
+    diff = item_utility(cand, y, mask, taxonomy) - item_utility(prod, y, mask, taxonomy)
+    draws = np.random.default_rng(0).integers(0, len(y), size=(500, len(y)))
+    assert g.utility_delta == pytest.approx(diff.mean())
+    assert g.utility_interval == pytest.approx(list(np.percentile(diff[draws].mean(1), [5, 95])))
+    assert g.utility_interval[0] <= g.utility_delta <= g.utility_interval[1]
+    assert paired_gate(cand, prod, y, mask, taxonomy, seed=1).utility_interval != g.utility_interval
+
+
+def test_gate_edges_masks_ties_and_exact_words(taxonomy):
+    t = taxonomy.cost_optimal_thresholds()
+    y = np.zeros((2, len(taxonomy)))
+    y[:, 0] = 0.5  # a soft label of exactly 0.5 counts as positive
+    at = np.tile(t, (2, 1))  # exactly at the cost-optimal threshold: flagged
+    below = at - 0.01
+    g = paired_gate(at, below, y, np.ones_like(y), taxonomy, min_positives=1)
+    assert g.utility_delta == pytest.approx(taxonomy.cost_fn[0] - taxonomy.cost_fp[1:].sum())  # caught toxic, false flags elsewhere
+    masked = np.zeros_like(y)
+    masked[:, 0] = 1  # only toxic was labelled: the other false flags do not count
+    assert paired_gate(at, below, y, masked, taxonomy, min_positives=1).utility_delta == pytest.approx(taxonomy.cost_fn[0])
+    one = paired_gate(at[:1], below[:1], y[:1], masked[:1], taxonomy)
+    assert one.n_items == 1 and one.reasons != ["the gate split is empty: nothing to compare the models on"]
+    empty = paired_gate(at[:0], below[:0], y[:0], masked[:0], taxonomy)
+    assert (empty.passed, empty.reasons) == (False, ["the gate split is empty: nothing to compare the models on"])
+
+
+def test_a_noisy_auprc_fall_does_not_veto_and_a_real_one_vetoes_in_these_words(taxonomy):
+    rng = np.random.default_rng(1)  # 25 hate positives in 600 items; the candidate re-draws hate's noise
+    n = 600
+    y = (rng.random((n, 7)) < 0.12).astype(float)
+    y[:, 1] = 0
+    y[rng.choice(n, 25, replace=False), 1] = 1
+    prod = 1 / (1 + np.exp(-(3.0 * (y - 0.5) + rng.normal(0, 2.0, y.shape))))
+    cand = prod.copy()
+    cand[:, 1] = 1 / (1 + np.exp(-(3.0 * (y[:, 1] - 0.5) + rng.normal(0, 2.0, n))))
+    noisy = paired_gate(cand, prod, y, np.ones_like(y), taxonomy)
+    assert noisy.auprc_deltas["hate"] < -0.05 and noisy.auprc_intervals["hate"][1] >= 0  # fell, but within noise
+    assert not any(r.startswith("hate") for r in noisy.reasons)
+    # a real fall with exactly min_positives positives vetoes, after a category too thin to judge
+    y[:, 0] = 0
+    y[:3, 0] = 1  # toxic: 3 positives, cannot veto (and must not stop the others being checked)
+    cand[:, 1] = rng.random(n) * 0.2 + 0.4 * (1 - y[:, 1])  # hate now ranks its positives last
+    real = paired_gate(cand, prod, y, np.ones_like(y), taxonomy, min_positives=25)
+    before, after = (weighted_average_precision(p[:, 1], y[:, 1].astype(int), np.ones(n))[0] for p in (prod, cand))
+    lo, hi = real.auprc_intervals["hate"]
+    assert f"hate: gate-split AUPRC fell {before - after:.4f} ({before:.4f} -> {after:.4f}), more than 0.01, and not by noise " \
+           f"(90% interval of the change {lo:+.4f} to {hi:+.4f})" in real.reasons
+    assert any(note.startswith("toxic: 3 positives") for note in real.notes)
+
+
+def test_weighted_average_precision_edges():
+    s = np.array([0.9, 0.8, 0.7, 0.6])
+    y = np.array([1, 0, 1, 0])
+    assert weighted_average_precision(s, y, np.array([1, 1, 1, 1]))[0] == pytest.approx((1 + 2 / 3) / 2)
+    assert weighted_average_precision(s, y, np.array([0, 1, 1, 1]))[0] == pytest.approx(0.5)  # the top item not drawn
+    assert weighted_average_precision(s, np.array([0, 0, 1, 0]), np.ones(4))[0] == pytest.approx(1 / 3)  # one positive
+    rows = weighted_average_precision(s, y, np.array([[1, 1, 1, 1], [0, 1, 1, 1], [2, 0, 0, 1]]))
+    assert rows == pytest.approx([(1 + 2 / 3) / 2, 0.5, 1.0])  # one AP per resample
