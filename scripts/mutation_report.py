@@ -1,6 +1,6 @@
 """Mutation testing of the core modules with mutmut, summarised per module.
 
-    MODERATION_TEST_CACHE=$(mktemp -d) MODERATION_DATA_DIR=$(realpath ../shared/datasets) .venv/bin/mutmut run --max-children 2   # ~1 h on 2 cores
+    MODERATION_TEST_LABEL_STUDIO=$(mktemp -d) MODERATION_TEST_CACHE=$(mktemp -d) MODERATION_DATA_DIR=$(realpath ../shared/datasets) .venv/bin/mutmut run --max-children 2   # hours on 2 cores
     .venv/bin/python scripts/mutation_report.py --json benchmarks/results/mutation_report.json
 
 The modules and the (fast) tests mutmut runs are configured in pyproject.toml, [tool.mutmut]. This script
