@@ -57,16 +57,12 @@ def metrics_from_report(test_report: dict) -> dict:
             "utility_review": test_report["utility_per_item"], "n_items": test_report.get("n_items")}
 
 
-def _export_report_part(package: Path, part: str) -> dict:
+def _export_test_report(package: Path) -> dict:
     path = Path(package) / "export_report.json"
     try:
-        return (json.loads(path.read_text()).get(part) or {}) if path.is_file() else {}
+        return (json.loads(path.read_text()).get("test") or {}) if path.is_file() else {}
     except json.JSONDecodeError as e:
         raise RegistryError(f"{path}: not valid JSON ({e})") from None
-
-
-def _export_test_report(package: Path) -> dict:
-    return _export_report_part(package, "test")
 
 
 def has_utility(package: Path) -> bool:
