@@ -13,12 +13,18 @@ Steps, each chosen so that ordinary text passes through unchanged:
   6. runs of 3+ single letters separated by single spaces ("i d i o t") join, again only when the joined
      word is in the vocabulary ("a b c" stays)
 The vocabulary check is what keeps false positives down; benchmarks/robustness.py measures both effects.
+
+`Normalizer.with_offsets` gives the same text plus, for every character of it, the range of the original
+text it came from, so a span found in the normalised text can be reported in the text the user passed.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from difflib import SequenceMatcher
+
+import numpy as np
 
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u2061\u2062\u2063\u2064"), None)
 
@@ -70,6 +76,39 @@ class Normalizer:
         text = _LEET_WORD.sub(self._fold_leet, text)
         return _SPACED.sub(self._join_spaced, text)
 
+    def with_offsets(self, text: str) -> tuple[str, np.ndarray, np.ndarray]:
+        """(normalised, starts, ends): normalised[i] came from text[starts[i]:ends[i]]. The normalised text
+        is exactly `self(text)`. Every step is replayed on (character, source range) pairs: NFKC per base
+        character and its combining marks, removals drop pairs, 1:1 folds keep them, joined letters keep
+        their own ranges and an inserted space takes its neighbour's."""
+        if not _NEEDS_WORK.search(text):
+            idx = np.arange(len(text), dtype=np.int64)
+            return text, idx, idx + 1
+        chars: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        i = 0
+        while i < len(text):
+            j = i + 1
+            while j < len(text) and _joins_previous(text[j]):
+                j += 1
+            piece = text[i:j].encode("utf-8", "replace").decode("utf-8")
+            for ch in unicodedata.normalize("NFKC", piece).translate(INVISIBLE):
+                chars.append(ch)
+                starts.append(i)
+                ends.append(j)
+            i = j
+        tracked = (chars, starts, ends)
+        if _HAS_CONFUSABLE.search("".join(chars)):
+            tracked = _sub_tracked(_WORD, self._fold_homoglyphs, tracked)
+        tracked = _sub_tracked(_LEET_WORD, self._fold_leet, tracked)
+        tracked = _sub_tracked(_SPACED, self._join_spaced, tracked)
+        out = "".join(tracked[0])
+        expected = self(text)
+        if out != expected:  # a composition across base characters (rare): align the two texts instead
+            return expected, *_aligned_ranges(text, expected)
+        return out, np.asarray(tracked[1], dtype=np.int64), np.asarray(tracked[2], dtype=np.int64)
+
     def _known(self, word: str) -> bool:
         """A whole vocabulary word, or one with a common English ending ("idiots", "trolling")."""
         w = word.lower()
@@ -111,3 +150,57 @@ class Normalizer:
             return joined
         words = self._segment(joined)  # several spaced-out words in a row: "y o u i d i o t"
         return " ".join(words) if words and len(words) * 2 <= len(joined) else m.group(0)
+
+
+def _joins_previous(ch: str) -> bool:
+    """Characters NFKC may compose with the one before: combining marks and Hangul vowel/final jamo."""
+    return unicodedata.combining(ch) != 0 or "\u1160" <= ch <= "\u11ff"
+
+
+def _sub_tracked(pattern: re.Pattern, replace, tracked: tuple[list[str], list[int], list[int]]):
+    """`pattern.sub(replace, text)` on characters that carry their source ranges."""
+    chars, starts, ends = tracked
+    text = "".join(chars)
+    out_c: list[str] = []
+    out_s: list[int] = []
+    out_e: list[int] = []
+    last = 0
+    for m in pattern.finditer(text):
+        a, b = m.span()
+        out_c += chars[last:a]
+        out_s += starts[last:a]
+        out_e += ends[last:a]
+        new = replace(m)
+        if len(new) == b - a:  # a 1:1 fold
+            positions = list(range(a, b))
+        else:  # letters kept in order, spaces dropped or inserted: walk both
+            positions, k = [], a
+            for ch in new:
+                while k < b and chars[k] != ch and chars[k] == " ":
+                    k += 1
+                if k < b and chars[k] == ch:
+                    positions.append(k)
+                    k += 1
+                else:
+                    positions.append(min(k, b - 1))  # an inserted space: the next letter's range
+        out_c += list(new)
+        out_s += [starts[p] for p in positions]
+        out_e += [ends[p] for p in positions]
+        last = b
+    out_c += chars[last:]
+    out_s += starts[last:]
+    out_e += ends[last:]
+    return out_c, out_s, out_e
+
+
+def _aligned_ranges(original: str, normalised: str) -> tuple[np.ndarray, np.ndarray]:
+    """Source ranges by aligning the two texts: equal runs map 1:1, a replaced run maps to its whole source."""
+    starts = np.zeros(len(normalised), dtype=np.int64)
+    ends = np.zeros(len(normalised), dtype=np.int64)
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, original, normalised, autojunk=False).get_opcodes():
+        if tag == "equal":
+            starts[j1:j2] = np.arange(i1, i2)
+            ends[j1:j2] = np.arange(i1, i2) + 1
+        elif j2 > j1:
+            starts[j1:j2], ends[j1:j2] = i1, max(i2, i1 + 1) if i1 < len(original) else i1
+    return starts, ends

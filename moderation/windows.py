@@ -41,6 +41,8 @@ def load_tokenizer(path: str | Path, max_length: int, stride: int) -> Tokenizer:
 class Windows:
     ids: list[np.ndarray]  # one int64 array per window, special tokens included
     owner: np.ndarray  # owner[i] = index of the text window i came from
+    # with offsets=True: per window, (T, 2) character ranges of its tokens in the ORIGINAL text ((0, 0): special)
+    char_ranges: list[np.ndarray] | None = None
 
 
 MAX_SEGMENTS = 64  # SENTENCES_LONG only: sentences scored per long text (the pre-0.4, capped behaviour)
@@ -56,7 +58,22 @@ def sentence_mode(pooling: str) -> str:
 
 
 def sentences(text: str) -> list[str]:
-    return [s for s in (p.strip() for p in SENTENCE_BOUNDARY.split(text)) if s]
+    return [text[a:b] for a, b in sentence_ranges(text)]
+
+
+def sentence_ranges(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-empty sentence, surrounding whitespace left out."""
+    out, start = [], 0
+    for m in [*SENTENCE_BOUNDARY.finditer(text), None]:
+        end = m.start() if m else len(text)
+        piece = text[start:end]
+        stripped = piece.strip()
+        if stripped:
+            a = start + (len(piece) - len(piece.lstrip()))
+            out.append((a, a + len(stripped)))
+        if m:
+            start = m.end()
+    return out
 
 
 _NORMALIZERS: dict[int, tuple[Tokenizer, Normalizer]] = {}  # keeps the tokenizer alive so its id stays unique
@@ -70,20 +87,36 @@ def normalizer_for(tokenizer: Tokenizer) -> Normalizer:
 
 
 def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | None = None,
-                   sentence_segments: str = SENTENCES_ALL, normalize: bool = True) -> Windows:
+                   sentence_segments: str = SENTENCES_ALL, normalize: bool = True, offsets: bool = False) -> Windows:
     """Every text becomes one or more windows (the tokenizer's overflow gives the overlapping rest), plus
     one segment per sentence when it has two or more (SENTENCES_ALL; see the module docstring).
 
     max_windows=1 means exactly one window per text and no sentences (training indexes them by text);
     None means all windows. Texts are first de-obfuscated (moderation/normalize.py) unless `normalize` is False.
+    offsets=True also gives each token's character range in the original text (Windows.char_ranges).
     """
     if sentence_segments not in SENTENCE_MODES:
         raise ValueError(f"sentence_segments must be one of {SENTENCE_MODES}, got {sentence_segments!r}")
-    if normalize:
+    sources: list[tuple[np.ndarray, np.ndarray]] = []  # per text: normalised char -> original [start, end)
+    if offsets:
+        from moderation.spans import token_char_ranges
+
+        fold = normalizer_for(tokenizer) if normalize else None
+        folded = []
+        for t in texts:
+            if fold is None:
+                idx = np.arange(len(t), dtype=np.int64)
+                norm, starts, ends = t, idx, idx + 1
+            else:
+                norm, starts, ends = fold.with_offsets(t)
+            folded.append(norm)
+            sources.append((starts, ends))
+        texts = folded
+    elif normalize:
         fold = normalizer_for(tokenizer)
         texts = [fold(t) for t in texts]
     mode = SENTENCES_NONE if max_windows == 1 else sentence_segments
-    ids, owner = [], []
+    ids, owner, ranges = [], [], []
     multi = []
     for i, enc in enumerate(tokenizer.encode_batch(texts, add_special_tokens=True)):
         parts = [enc, *enc.overflowing]
@@ -92,18 +125,22 @@ def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | No
         for part in parts:
             ids.append(np.asarray(part.ids, dtype=np.int64))
             owner.append(i)
+            if offsets:
+                ranges.append(token_char_ranges(part.offsets, part.special_tokens_mask, *sources[i]))
         if mode == SENTENCES_ALL or (mode == SENTENCES_LONG and enc.overflowing):
             multi.append(i)
     for i in multi:
-        sents = sentences(texts[i])
-        if len(sents) < 2:
+        spans = sentence_ranges(texts[i])
+        if len(spans) < 2:
             continue
         if mode == SENTENCES_LONG:
-            sents = sents[:MAX_SEGMENTS]
-        for enc in tokenizer.encode_batch(sents, add_special_tokens=True):
+            spans = spans[:MAX_SEGMENTS]
+        for (a, b), enc in zip(spans, tokenizer.encode_batch([texts[i][a:b] for a, b in spans], add_special_tokens=True)):
             ids.append(np.asarray(enc.ids, dtype=np.int64))  # a long sentence: its first window (the rest is in the windows above)
             owner.append(i)
-    return Windows(ids=ids, owner=np.asarray(owner, dtype=np.int64))
+            if offsets:
+                ranges.append(token_char_ranges(enc.offsets, enc.special_tokens_mask, *sources[i], shift=a))
+    return Windows(ids=ids, owner=np.asarray(owner, dtype=np.int64), char_ranges=ranges if offsets else None)
 
 
 def length_sorted_batches(windows: Windows, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:

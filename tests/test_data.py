@@ -154,3 +154,20 @@ def test_missing_data_dir_says_where(tmp_path):
 def test_unknown_source_is_rejected():
     with pytest.raises(DataError, match="unknown source"):
         load_examples(data_dir(), sources=["reddit_everything"])
+
+
+def test_no_semeval_span_test_post_reaches_any_split():
+    """The SemEval-2021 Task 5 test posts are also toxic_spans posts: they are reserved for the span benchmark,
+    so no training, validation, gate or test example may hold one (case, spacing and punctuation aside)."""
+    from moderation.training.data import load_examples, normalise_for_dedup, reserved_benchmark_keys, semeval_span_test
+
+    root = resolve_data_dir(data_dir())
+    test_posts = semeval_span_test(root)
+    assert len(test_posts) == 2000 and sum(1 for _, gold in test_posts if not gold) == 394
+    reserved = reserved_benchmark_keys(root)
+    assert len(reserved) >= 1990
+    raw = {normalise_for_dedup(e.text) for e in LOADERS["toxic_spans"](root)}
+    assert len(raw & reserved) >= 1990  # the loader alone would let them in: the guard is what keeps them out
+    kept = load_examples(root, sources=["toxic_spans", "jigsaw_toxic_sample"])
+    assert not {normalise_for_dedup(e.text) for e in kept} & reserved
+    assert len(kept) >= len(raw) - len(raw & reserved)

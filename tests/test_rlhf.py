@@ -80,6 +80,8 @@ def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):
     kls = [r["kl"] for r in history.rows if r.get("kl") is not None]
     assert max(kls) < 25.0  # the KL leash holds the policy near the reference
     assert history.rows[-1]["heldout_utility"] == 0.0
+    evals = [(r["step"], r["heldout_utility"]) for r in history.rows if "heldout_utility" in r]
+    assert history.best_step == next(s for s, u in evals if u == 0.0)  # the first to reach the best, not a later tie
 
 
 def test_train_reward_and_rl_commands_on_a_real_feedback_store(tmp_path, tiny_checkpoint, examples, taxonomy):
@@ -218,3 +220,80 @@ def test_train_rl_records_its_start_masks_held_out_gold_freezes_the_reward_and_f
     assert again.rows == history.rows  # the same seed gives the same run
     other, _, _ = run(8)
     assert [r["reward"] for r in other.rows[1:]] != [r["reward"] for r in history.rows[1:]]
+
+
+def test_rl_rows_evaluate_on_schedule_and_the_best_step_is_the_first_to_reach_the_best_utility(taxonomy, tmp_path):
+    import json
+    import re
+
+    names, target, policy, texts, reward, emb = toy_rl(taxonomy)
+    gold = np.tile(target, (8, 1))
+    cfg = RLConfig(steps=5, batch_texts=4, group_size=4, lr=5e-3, eval_every=2, hack_patience=99, seed=1)
+    logged = []
+    history = train_rl(policy, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
+                       cfg, out_dir=tmp_path / "rl", log=logged.append)
+    step_keys = {"step", "reward", "kl", "entropy"}
+    evaluated = step_keys | {"heldout_utility", "heldout_rm_reward"}
+    # evaluated every `eval_every` steps and at the last step, not in between
+    assert [set(r) for r in history.rows[1:]] == [step_keys, evaluated, step_keys, evaluated, evaluated]
+    evals = [(r["step"], r["heldout_utility"]) for r in history.rows if "heldout_utility" in r]
+    best = max(u for _, u in evals)
+    assert history.best_step == next(s for s, u in evals if u == best)
+    seconds = int(re.match(r"RL done in (\d+)s", logged[-1]).group(1))
+    assert 0 <= seconds < 600
+    saved = tmp_path / "rl"
+    assert (saved / "policy_config.json").is_file() and (saved / "rl_curves.png").is_file()
+    text = (saved / "rl_history.json").read_text()
+    record = json.loads(text)
+    assert record["config"] == json.loads(json.dumps(cfg.__dict__))
+    assert record["rows"] == json.loads(json.dumps(history.rows)) and record["best_step"] == history.best_step
+    assert record["stopped_for_reward_hacking"] is False and '\n  "config"' in text  # indented for people to read
+
+
+def test_rl_truncates_reference_and_policy_alike_and_evaluates_the_first_window(taxonomy):
+    """With `max_length` shorter than the texts, the policy and its KL reference must see the same truncated
+    text (the KL of the first step is then exactly 0); held-out evaluation scores each text's first window."""
+    from moderation.training.evaluate import utility_at
+
+    names, target, policy, _, reward, _ = toy_rl(taxonomy)
+    texts = [" ".join(f"word{j} number {i}" for j in range(30)) for i in range(8)]  # far past 6 tokens and one window
+    emb = np.zeros((8, 4), dtype=np.float32)
+    gold = np.tile(target, (8, 1))
+    policy.eval()
+    with torch.no_grad():
+        first = torch.sigmoid(policy.text_logits(texts, max_windows=1)).numpy()
+        every = torch.sigmoid(policy.text_logits(texts)).numpy()
+    thresholds = (first[0] + every[0]) / 2  # decisions on text 0 depend on which windows are scored
+    assert utility_at(first, gold, np.ones_like(gold), thresholds, taxonomy) != \
+        pytest.approx(utility_at(every, gold, np.ones_like(gold), thresholds, taxonomy))
+    cfg = RLConfig(steps=1, batch_texts=8, group_size=4, ppo_epochs=1, lr=5e-3, eval_every=1, hack_patience=99, max_length=6)
+    history = train_rl(policy, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, thresholds, cfg,
+                       log=lambda *a: None)
+    assert history.rows[1]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert history.rows[0]["heldout_utility"] == pytest.approx(utility_at(first, gold, np.ones_like(gold), thresholds, taxonomy))
+
+
+def test_rl_draws_distinct_texts_per_step_and_samples_at_its_temperature(taxonomy):
+    names, target, policy, texts, reward, _ = toy_rl(taxonomy)
+    policy.eval()
+    emb = np.zeros((8, 4), dtype=np.float32)
+    emb[:, 0] = np.arange(8)  # tags each text so the reward model's inputs show which texts a step drew
+    seen = []
+    forward = reward.forward
+    reward.forward = lambda h, y: (seen.append(h[:, 0].tolist()), forward(h, y))[1]
+    gold = np.tile(target, (8, 1))
+    before = policy.predict_proba(texts)
+    # A near-zero temperature samples only the greedy label set: every group agrees, so there is nothing to learn.
+    cfg = RLConfig(steps=4, batch_texts=5, group_size=4, lr=5e-2, kl_beta=0.0, eval_every=99, hack_patience=99,
+                   sample_temperature=1e-4)
+    history = train_rl(policy, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
+                       cfg, log=lambda *a: None)
+    drawn = [s for s in seen if len(s) == 5]
+    assert len(drawn) == 4 and all(len(set(s)) == 5 for s in drawn)  # without replacement
+    assert max(r["kl"] for r in history.rows[1:]) == pytest.approx(0.0, abs=1e-9)  # it never moved
+    assert np.allclose(policy.predict_proba(texts), before, atol=1e-6)
+    # At temperature 1 the same run explores and moves the policy away from its reference.
+    _, _, warm, _, reward, _ = toy_rl(taxonomy)
+    moved = train_rl(warm, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
+                     RLConfig(**{**cfg.__dict__, "sample_temperature": 1.0}), log=lambda *a: None)
+    assert max(r["kl"] for r in moved.rows[1:]) > 1e-3
