@@ -92,6 +92,7 @@ def scan(
     engine: Annotated[Engine, typer.Option(help="local: this process. ray: score on a Ray actor pool (pip install 'moderation-rlhf[ray]').")] = Engine.local,
     workers: Annotated[Optional[int], typer.Option(min=1, help="--engine ray: scoring actors (default: the cluster's CPUs / --threads).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster to join (e.g. auto, ray://head:10001); default: start Ray on this machine.")] = None,
+    spans: Annotated[bool, typer.Option(help="Add each flagged category's evidence: character spans of the input text (docs/spans.md).")] = False,
 ) -> None:
     """Score every item of a file and write id, flagged, decision and per-category scores.
 
@@ -103,7 +104,7 @@ def scan(
     run = scan_file(input, out, model=model, fmt=format, text_field=text_field, id_field=id_field, only_flagged=only_flagged,
                     on_error=on_error.value, errors=errors, batch_size=batch_size, threads=threads, max_chars=max_chars,
                     progress=progress, resume=resume, fsync=fsync, cache_size=cache_size, engine=engine.value, workers=workers,
-                    ray_address=ray_address, log=say)
+                    ray_address=ray_address, spans=spans, log=say)
     table, decisions = summary_table(run)
     print_renderables(table, decisions + (f"; output: {out}" if out != "-" else ""))
     if run.errors_path:

@@ -101,6 +101,21 @@ def train_reward_cmd(
     typer.echo(json.dumps(train_reward_from_store(store, policy, out, tax, cfg, held_back=held_back, log=say)))
 
 
+@train_app.command("spans")
+def train_spans_cmd(
+    policy: Annotated[Path, typer.Option(help="Policy checkpoint whose frozen encoder the span head reads.")] = Path("runs/sft-default"),
+    out: Annotated[Path, typer.Option(help="Where the policy with its span head is saved (a new checkpoint).")] = Path("runs/sft-spans"),
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the rated posts; the best SemEval-trial epoch is kept.")] = 10,
+    data_dir: DataDir = None, seed: Seed = 0,
+) -> None:
+    """Train the span head on the toxic_spans raters' spans (the SemEval-2021 test posts are never read);
+    the epoch and the span threshold are chosen on the SemEval trial posts. Export the result as usual."""
+    from moderation.training.spans import SpanHeadConfig, add_span_head
+
+    report = add_span_head(policy, out, data_dir, SpanHeadConfig(epochs=epochs, seed=seed), log=say)
+    typer.echo(json.dumps({k: v for k, v in report.items() if k != "history"}))
+
+
 @train_app.command("rl")
 def train_rl_cmd(
     policy: Annotated[Path, typer.Option(help="Supervised policy checkpoint (the reference for the KL).")] = Path("runs/sft-default"),

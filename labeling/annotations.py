@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labeling.client import call
-from labeling.config import CATEGORIES, CONTROL_NAMES, NOTE, RANK, UNSURE
+from labeling.config import CATEGORIES, CONTROL_NAMES, EVIDENCE, NOTE, RANK, UNSURE
 from moderation.feedback import Judgment
 from moderation.taxonomy import Taxonomy
 
@@ -51,6 +51,7 @@ def annotation_to_judgment(task: dict, ann: dict, taxonomy: Taxonomy) -> Judgmen
     judged = [1] * len(names)
     ranking: list[tuple[int, ...]] = []
     note = ""
+    spans: list[tuple[int, int, str]] = []
     for r in ann.get("result") or []:
         control, kind = r.get("from_name"), r.get("type")
         if control not in CONTROL_NAMES:
@@ -76,11 +77,29 @@ def annotation_to_judgment(task: dict, ann: dict, taxonomy: Taxonomy) -> Judgmen
                 judged[names.index(choice)] = 0
         elif control == NOTE:
             note = " ".join(value.get("text", []))[:2000]
+        elif control == EVIDENCE:
+            spans.append(_evidence_span(value, data, names))
     both = [c for c, g, k in zip(names, gold, judged) if g and not k]
     if both:
         raise ValueError(f"{', '.join(both)} both ticked and marked as not judged; untick one")
+    shown_spans = data.get("model_spans") is not None or bool(spans)
     return Judgment(status="done", gold=tuple(gold), ranking=ranking, note=note,
-                    judged=None if all(judged) else tuple(judged), **common)
+                    judged=None if all(judged) else tuple(judged), spans=sorted(spans) if shown_spans else None, **common)
+
+
+def _evidence_span(value: dict, data: dict, names: list[str]) -> tuple[int, int, str]:
+    """A highlighted region -> (start, end, category) in the original text (the reviewer saw it unescaped)."""
+    from labeling.queue import unescape_with_offsets
+
+    labels = value.get("labels") or []
+    if len(labels) != 1 or labels[0] not in names:
+        raise ValueError(f"a highlighted span must carry one category of {names}, got {labels}")
+    original = str(data.get("original_text", data.get("text", "")))
+    shown, starts, ends = unescape_with_offsets(original)
+    a, b = value.get("start"), value.get("end")
+    if not (isinstance(a, int) and isinstance(b, int) and 0 <= a < b <= len(shown)):
+        raise ValueError(f"highlighted span {a}..{b} is not inside the {len(shown)}-character text")
+    return int(starts[a]), int(ends[b - 1]), labels[0]
 
 
 def tasks_to_judgments(tasks: list[dict], taxonomy: Taxonomy) -> tuple[list[Judgment], list[Rejected]]:

@@ -20,6 +20,8 @@ the model's proposed categories without a push step. Label Studio calls:
 
 from __future__ import annotations
 
+import asyncio
+
 import threading
 from pathlib import Path
 
@@ -34,7 +36,7 @@ def backend_router(moderator, batcher, store_dir, cfg):
     from fastapi.responses import JSONResponse
 
     from labeling.annotations import annotation_to_judgment
-    from labeling.queue import prediction
+    from labeling.queue import prediction, span_regions
     from moderation.feedback import FeedbackStore
 
     router = APIRouter(tags=["label-studio"])
@@ -76,9 +78,14 @@ def backend_router(moderator, batcher, store_dir, cfg):
             if len(text) > cfg.max_chars:
                 return bad(413, f"tasks[{i}]: {len(text)} characters; at most {cfg.max_chars}")
             texts.append(text)
-        scores = await batcher.score(texts) if texts else np.zeros((0, len(names)))
+        found = [[] for _ in texts]
+        if texts and moderator.has_token_probs:  # on the batcher's thread, which owns the ONNX session
+            scores, found = await asyncio.get_running_loop().run_in_executor(batcher.pool, moderator.score_with_spans, texts)
+        else:
+            scores = await batcher.score(texts) if texts else np.zeros((0, len(names)))
         flags = scores >= moderator.review_thresholds
-        return {"results": [prediction(tuple(int(v) for v in f), s, names, moderator.version) for f, s in zip(flags, scores)],
+        return {"results": [prediction(tuple(int(v) for v in f), s, names, moderator.version, span_regions(sp, t, escaped=False))
+                            for f, s, sp, t in zip(flags, scores, found, texts)],
                 "model_version": moderator.version}
 
     @router.post("/webhook")

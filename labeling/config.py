@@ -2,7 +2,9 @@
 
 Written for a reviewer who has never seen the project. Top to bottom they see:
   how to review  three numbered steps, always visible (the project instructions say the same at length)
-  text           the item (HTML entities unescaped at push; the original kept in the task data)
+  text           the item (HTML entities unescaped at push; the original kept in the task data), with
+                 the words each flag rests on highlighted in its category's colour (the model's spans,
+                 pre-annotated; reviewers can move, delete or add them)
   categories     one checkbox per category, its definition printed beside it (hover hints need a
                  Label Studio feature flag, so definitions are shown, not hinted); pre-ticked with the
                  model's most likely label set
@@ -26,7 +28,9 @@ PROPOSALS = "proposals"
 RANK = "rank"
 NOTE = "note"
 UNSURE = "cannot_judge"
-CONTROL_NAMES = {CATEGORIES: "choices", UNSURE: "choices", RANK: "ranker", NOTE: "textarea"}
+EVIDENCE = "evidence"
+CONTROL_NAMES = {CATEGORIES: "choices", UNSURE: "choices", RANK: "ranker", NOTE: "textarea", EVIDENCE: "labels"}
+SPAN_COLOURS = ("#ff8a80", "#ea80fc", "#ffd180", "#80d8ff", "#b9f6ca", "#ffff8d", "#cfd8dc")  # one per category, in order
 
 
 def proposal_id(index: int) -> str:
@@ -52,7 +56,9 @@ def proposal_body(probability: float) -> str:
 
 STEPS = ("1. Read the text. Tick every category that applies and untick any that does not (the model's most "
          "likely answer is pre-ticked; untick all if the text is acceptable). If you cannot judge a category "
-         "(a claim you cannot check, slang you do not know), mark it under 'Cannot judge' instead of guessing.",
+         "(a claim you cannot check, slang you do not know), mark it under 'Cannot judge' instead of guessing. "
+         "Highlights show the words the model's flags rest on: delete a wrong one; to add one, pick its "
+         "category under the text, then select the words.",
          "2. Drag the model's proposals below into order: the most correct label set on top.",
          "3. Optional: leave a note for the policy team (an unclear case, a missing category). Then Submit, or "
          "Skip if you cannot judge the text.")
@@ -66,6 +72,9 @@ def instructions_html(taxonomy: Taxonomy) -> str:
             f"<p>Judge the text itself, not who might have written it. A text can have several categories or none. "
             f"Quoting hate in order to reject it, reporting on violence, and asking for help are not the harm itself.</p>"
             f"<h4>Categories</h4><ul>{rows}</ul>"
+            f"<p>Highlights mark the words a flag rests on, in the category's colour: what the model read as the "
+            f"insult, the slur, the threat. They are evidence, not the decision: a highlighted identity word alone "
+            f"does not make a text hateful. Delete a wrong highlight and add a missing one; they are kept with your review.</p>"
             f"<p>Your answers train the model: a corrected category teaches it directly, and your ordering of the "
             f"proposals teaches it which mistakes matter more. A category marked 'Cannot judge' teaches it nothing "
             f"either way, which is better than a guess.</p>")
@@ -77,6 +86,8 @@ def labeling_config(taxonomy: Taxonomy) -> str:
         for c in taxonomy.categories
     )
     unsure = "\n".join(f"      <Choice value={quoteattr(c.name)}/>" for c in taxonomy.categories)
+    labels = "\n".join(f"    <Label value={quoteattr(c.name)} background={quoteattr(SPAN_COLOURS[i % len(SPAN_COLOURS)])}/>"
+                       for i, c in enumerate(taxonomy.categories))
     steps = "\n".join(f"    <Header size=\"6\" style=\"font-size: 14px; font-weight: normal; margin: 2px 0\" value={quoteattr(s)}/>"
                       for s in STEPS)
     return f"""<View>
@@ -88,6 +99,9 @@ def labeling_config(taxonomy: Taxonomy) -> str:
   <View style="font-size: 1.1em; padding: 0.6em; background: #f6f6f6; border-radius: 4px">
     <Text name="{TEXT}" value="$text"/>
   </View>
+  <Labels name="{EVIDENCE}" toName="{TEXT}" showInline="true">
+{labels}
+  </Labels>
   <Header size="5" value="Which categories apply?"/>
   <Choices name="{CATEGORIES}" toName="{TEXT}" choice="multiple" showInline="false">
 {choices}

@@ -13,13 +13,15 @@ Pushing is idempotent: a task carries its `item_id`, and items already in the pr
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from labeling.client import call, list_tasks
 from labeling.config import (
     CATEGORIES,
+    EVIDENCE,
     PROPOSALS,
     TEXT,
     instructions_html,
@@ -40,6 +42,7 @@ class QueueItem:
     text: str
     scores: np.ndarray  # calibrated probabilities, taxonomy order
     source: str = ""
+    spans: list = field(default_factory=list)  # moderation.spans.Span, offsets into `text`
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -72,6 +75,45 @@ def select(items: list[QueueItem], n: int, strategy: str, review_thresholds: np.
     return [items[i] for i in order[:n]]
 
 
+_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")  # html.unescape's own pattern
+
+
+def unescape_with_offsets(text: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """html.unescape(text), and for each character of it the [start, end) range of `text` it came from."""
+    out, starts, ends, last = [], [], [], 0
+    for m in _CHARREF.finditer(text):
+        out.append(text[last : m.start()])
+        starts += range(last, m.start())
+        ends += range(last + 1, m.start() + 1)
+        piece = html.unescape(m.group(0))
+        out.append(piece)
+        starts += [m.start()] * len(piece)
+        ends += [m.end()] * len(piece)
+        last = m.end()
+    out.append(text[last:])
+    starts += range(last, len(text))
+    ends += range(last + 1, len(text) + 1)
+    return "".join(out), np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+
+def span_regions(spans, text: str, escaped: bool = True) -> list[dict]:
+    """Label Studio regions for `spans` (offsets into `text`), placed in the unescaped text the reviewer sees
+    (escaped=False: `text` is already what the reviewer sees, as in the ML backend)."""
+    if escaped:
+        shown, starts, ends = unescape_with_offsets(text)
+    else:
+        shown, starts = text, np.arange(len(text), dtype=np.int64)
+        ends = starts + 1
+    regions = []
+    for i, s in enumerate(spans):
+        a = int(np.searchsorted(starts, s.start, side="left"))
+        b = int(np.searchsorted(ends, s.end, side="right"))
+        if b > a:
+            regions.append({"id": f"span-{i + 1}", "from_name": EVIDENCE, "to_name": TEXT, "type": "labels",
+                            "score": s.score, "value": {"start": a, "end": b, "text": shown[a:b], "labels": [s.category]}})
+    return regions
+
+
 def task_payload(item: QueueItem, taxonomy: Taxonomy, model_version: str, k: int, thresholds: np.ndarray,
                  seed: int = 0) -> dict:
     """One Label Studio task: the text, K proposals most likely first, scores; the most likely pre-fills the choices.
@@ -99,14 +141,20 @@ def task_payload(item: QueueItem, taxonomy: Taxonomy, model_version: str, k: int
     }
     if shown != item.text:
         data["original_text"] = item.text
-    return {"data": data, "predictions": [prediction(props[0].labels, item.scores, names, model_version)]}
+    if item.spans:
+        data["model_spans"] = [s.to_dict() for s in item.spans]  # offsets into the original text
+    return {"data": data, "predictions": [prediction(props[0].labels, item.scores, names, model_version,
+                                                     span_regions(item.spans, item.text))]}
 
 
-def prediction(labels: tuple[int, ...], scores: np.ndarray, names: list[str], model_version: str) -> dict:
-    """A Label Studio prediction pre-filling the categories with `labels` (used by push and the ML backend)."""
+def prediction(labels: tuple[int, ...], scores: np.ndarray, names: list[str], model_version: str,
+               regions: list[dict] = ()) -> dict:
+    """A Label Studio prediction pre-filling the categories with `labels` and highlighting `regions`
+    (span_regions) in the text (used by push and the ML backend)."""
     result = [{"from_name": CATEGORIES, "to_name": TEXT, "type": "choices",
                "value": {"choices": [c for c, y in zip(names, labels) if y]}}] if any(labels) else []
-    return {"model_version": model_version, "score": float(np.max(scores)) if len(scores) else 0.0, "result": result}
+    return {"model_version": model_version, "score": float(np.max(scores)) if len(scores) else 0.0,
+            "result": result + list(regions)}
 
 
 def ensure_project(client, url: str, title: str, taxonomy: Taxonomy):
@@ -176,6 +224,10 @@ def push_for_review(client, url: str, project_title: str, moderator, ids: list[s
     """`moderate review push`: choose (above) and push to the project (created if needed)."""
     chosen, scored = choose_for_review(moderator.score, moderator.review_thresholds, ids, texts, sources, n, strategy, k, pool,
                                        seed, log)
+    if chosen and moderator.has_token_probs:  # highlight the evidence (packages before 0.4.1 have none to show)
+        _, found = moderator.score_with_spans([it.text for it in chosen])
+        for it, spans in zip(chosen, found):
+            it.spans = spans
     project = ensure_project(client, url, project_title, moderator.taxonomy)
     result = push(client, url, project.id, chosen, moderator.taxonomy, moderator.version, moderator.review_thresholds, k=k, seed=seed)
     return {"project": project.id, "strategy": strategy, "scored": scored, **result}

@@ -46,6 +46,8 @@ class Judgment:
     created_at: str = ""
     note: str = ""
     judged: tuple[int, ...] | None = None  # 1 where the reviewer judged the category; None: every category
+    # The reviewer's evidence spans as submitted, (start, end, category) in `text`; None: the task showed none
+    spans: list[tuple[int, int, str]] | None = None
 
     def judged_mask(self, n_categories: int) -> tuple[int, ...]:
         return self.judged if self.judged is not None else (1,) * n_categories
@@ -111,7 +113,8 @@ class FeedbackStore:
             j = Judgment(**{**raw, "gold": tuple(raw["gold"]) if raw.get("gold") is not None else None,
                             "ranking": [tuple(r) for r in raw.get("ranking", [])],
                             "proposals": [tuple(p) for p in raw.get("proposals", [])],
-                            "judged": tuple(raw["judged"]) if raw.get("judged") is not None else None})
+                            "judged": tuple(raw["judged"]) if raw.get("judged") is not None else None,
+                            "spans": [tuple(x) for x in raw["spans"]] if raw.get("spans") is not None else None})
             self._judgments[j.key] = j
 
     def __len__(self) -> int:

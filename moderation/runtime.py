@@ -7,7 +7,8 @@
 
 Per text: `scores` (calibrated probability per category), `categories` (score >= that category's
 review threshold), `flagged` (any category), `decision`: "block" if any score reaches its block
-threshold, "review" if flagged, else "allow".
+threshold, "review" if flagged, else "allow". With `moderate(..., spans=True)`, `spans`: where in the
+text each flagged category's evidence sits (moderation/spans.py; docs/spans.md says what a span means).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from moderation.errors import ModerationError
 from moderation.package import ModelPackageError, read_manifest
+from moderation.spans import CATEGORY_TOKENS, SEGMENT, SPAN_HEAD, Span, merge_spans, spans_from_token_probs
 from moderation.taxonomy import load_taxonomy
 from moderation.windows import encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch, sentence_mode
 
@@ -37,9 +39,13 @@ class ModerationResult:
     decision: str  # "allow" | "review" | "block"
     categories: dict[str, bool]
     scores: dict[str, float]
+    spans: list[Span] | None = None  # only when asked for: moderate(..., spans=True); [] when nothing is flagged
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.spans is None:
+            del out["spans"]
+        return out
 
 
 class InputError(ModerationError, ValueError):
@@ -93,6 +99,11 @@ class Moderator:
         # Packages from before 0.4 (mean-pooled) scored sentences of long texts only, capped; keep their scores.
         self.sentence_segments = sentence_mode(manifest.get("pooling", "mean"))
         self._input_names = {i.name for i in session.get_inputs()}
+        outputs = {o.name for o in session.get_outputs()}
+        spans = manifest.get("spans") or {}
+        self.span_categories = [c for c in spans.get("categories", []) if "span_probs" in outputs]
+        self.span_threshold = float(spans.get("threshold", 0.5))
+        self.has_token_probs = "token_probs" in outputs
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, threads: int | None = None, device: str = "auto",
@@ -163,6 +174,72 @@ class Moderator:
             probs[index] = self.session.run(["probs"], {k: v for k, v in feeds.items() if k in self._input_names})[0]
         return max_over_windows(probs, windows.owner, len(texts))
 
+    def score_with_spans(self, texts: Sequence[str]) -> tuple[np.ndarray, list[list[Span]]]:
+        """Scores as `score`, plus each text's spans for the categories it is flagged in.
+
+        A category the span head knows (toxic, hate, violence in the shipped model) gets the head's spans;
+        any other flagged category, or one where the head marks nothing, gets the tokens whose own score
+        reaches the category's review threshold (the score is the max over tokens, so those tokens are what
+        flagged it); if only the [CLS]/[SEP] tokens did, the highest-scoring sentence or window."""
+        texts = self._check(texts)
+        if not self.has_token_probs:
+            raise ModelPackageError(f"{self.package_dir}: this package's graph has no per-token output (packages "
+                                    "before 0.4.1, or mean-pooled ones): export it again for spans")
+        if not texts:
+            return np.zeros((0, len(self.categories)), dtype=np.float32), []
+        windows = encode_windows(self.tokenizer, texts, max_windows=self.max_windows, normalize=self.normalize,
+                                 sentence_segments=self.sentence_segments, offsets=True)
+        names = ["probs", "token_probs"] + (["span_probs"] if self.span_categories else [])
+        probs = np.empty((len(windows.ids), len(self.categories)), dtype=np.float32)
+        token_probs: list[np.ndarray] = [None] * len(windows.ids)  # type: ignore[list-item]
+        span_probs: list[np.ndarray | None] = [None] * len(windows.ids)
+        for index in length_sorted_batches(windows, self.batch_size, self.max_batch_tokens):
+            ids, mask = pad_batch(windows, index)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            out = self.session.run(names, {k: v for k, v in feeds.items() if k in self._input_names})
+            probs[index] = out[0]
+            for row, w in enumerate(index):
+                n = len(windows.ids[w])
+                token_probs[w] = out[1][row, :n]
+                if self.span_categories:
+                    span_probs[w] = out[2][row, :n]
+        scores = max_over_windows(probs, windows.owner, len(texts))
+        flagged = scores >= self.review_thresholds
+        found: list[list[Span]] = [[] for _ in texts]
+        for w, owner in enumerate(windows.owner):
+            text, ranges = texts[owner], windows.char_ranges[w]
+            for c in np.flatnonzero(flagged[owner]):
+                name = self.categories[c]
+                if name in self.span_categories:
+                    k = self.span_categories.index(name)
+                    for a, b, p in spans_from_token_probs(text, ranges, span_probs[w][:, k], self.span_threshold):
+                        found[owner].append(Span(a, b, name, round(p, 6), SPAN_HEAD))
+        for owner in range(len(texts)):
+            for c in np.flatnonzero(flagged[owner]):
+                name = self.categories[c]
+                if any(s.category == name for s in found[owner]):
+                    continue
+                found[owner] += self._category_evidence(texts[owner], windows, token_probs, owner, c)
+        return scores, [merge_spans(s) for s in found]
+
+    def _category_evidence(self, text: str, windows, token_probs: list[np.ndarray], owner: int, c: int) -> list[Span]:
+        """The tokens whose own calibrated score reaches category c's review threshold; if only special tokens
+        do, the whole window or sentence that scored highest."""
+        name, threshold = self.categories[c], float(self.review_thresholds[c])
+        out: list[Span] = []
+        best, best_score = -1, -1.0
+        for w in np.flatnonzero(windows.owner == owner):
+            ranges, p = windows.char_ranges[w], token_probs[w][:, c]
+            for a, b, score in spans_from_token_probs(text, ranges, p, threshold):
+                out.append(Span(a, b, name, round(score, 6), CATEGORY_TOKENS))
+            if p.max() > best_score:
+                best, best_score = w, float(p.max())
+        if not out and best >= 0:
+            real = windows.char_ranges[best][windows.char_ranges[best][:, 1] > 0]
+            if len(real):
+                out.append(Span(int(real[:, 0].min()), int(real[:, 1].max()), name, round(best_score, 6), SEGMENT))
+        return out
+
     def results_from_scores(self, scores: np.ndarray) -> list[ModerationResult]:
         review = scores >= self.review_thresholds
         block = scores >= self.block_thresholds
@@ -177,12 +254,20 @@ class Moderator:
             ))
         return out
 
-    def moderate(self, text_or_texts: str | Sequence[str]) -> ModerationResult | list[ModerationResult]:
-        """One result for a string; a list of results, in input order, for a list of strings."""
-        if isinstance(text_or_texts, str):
-            return self.results_from_scores(self.score([text_or_texts]))[0]
-        if not isinstance(text_or_texts, (list, tuple)):
+    def moderate(self, text_or_texts: str | Sequence[str], spans: bool = False) -> ModerationResult | list[ModerationResult]:
+        """One result for a string; a list of results, in input order, for a list of strings.
+        spans=True also fills `result.spans` (character offsets into each text as passed)."""
+        single = isinstance(text_or_texts, str)
+        texts = [text_or_texts] if single else text_or_texts
+        if not isinstance(texts, (list, tuple)):
             raise InputError(f"expected a string or a list of strings, got {type(text_or_texts).__name__}")
-        return self.results_from_scores(self.score(text_or_texts))
+        if spans:
+            scores, found = self.score_with_spans(texts)
+            results = self.results_from_scores(scores)
+            for r, s in zip(results, found):
+                r.spans = s
+        else:
+            results = self.results_from_scores(self.score(texts))
+        return results[0] if single else results
 
     __call__ = moderate

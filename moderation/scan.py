@@ -217,24 +217,29 @@ def read_items(path: str, fmt: str, text_field: str = "text", id_field: str | No
 class ResultWriter:
     """JSONL or CSV rows: id, flagged, decision, then one score column per category."""
 
-    def __init__(self, stream: TextIO, fmt: str, categories: list[str]):
+    def __init__(self, stream: TextIO, fmt: str, categories: list[str], spans: bool = False):
         if fmt not in ("jsonl", "csv"):
             raise ScanError(f"output format must be jsonl or csv, got {fmt!r}")
-        self.stream, self.fmt, self.categories = stream, fmt, categories
+        self.stream, self.fmt, self.categories, self.spans = stream, fmt, categories, spans
         self._csv = None
         if fmt == "csv":
             self._csv = csv.writer(stream)
-            self._csv.writerow(["id", "flagged", "decision", *[f"score_{c}" for c in categories], "categories"])
+            self._csv.writerow(["id", "flagged", "decision", *[f"score_{c}" for c in categories], "categories",
+                                *(["spans"] if spans else [])])
 
     def write(self, item: Item, result) -> None:
+        spans = [s.to_dict() for s in result.spans or []] if self.spans else None
         if self._csv is not None:
             flagged_cats = ";".join(c for c, v in result.categories.items() if v)
             self._csv.writerow([item.id, str(result.flagged).lower(), result.decision,
-                                *[f"{result.scores[c]:.6f}" for c in self.categories], flagged_cats])
+                                *[f"{result.scores[c]:.6f}" for c in self.categories], flagged_cats,
+                                *([json.dumps(spans)] if self.spans else [])])
         else:
-            self.stream.write(json.dumps({"id": item.id, "line": item.line, "flagged": result.flagged, "decision": result.decision,
-                                          "categories": [c for c, v in result.categories.items() if v],
-                                          "scores": result.scores}, ensure_ascii=False) + "\n")
+            row = {"id": item.id, "line": item.line, "flagged": result.flagged, "decision": result.decision,
+                   "categories": [c for c, v in result.categories.items() if v], "scores": result.scores}
+            if self.spans:
+                row["spans"] = spans
+            self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def resume_point(path: Path) -> int:
@@ -351,9 +356,12 @@ class Scanner:
             # ASCII-escaped: a raw excerpt may hold U+0085 or U+2028, which line-splitting readers take for a newline
             self.errors_stream.write(json.dumps({"line": bad.line, "reason": bad.reason, "raw": bad.raw[:2000]}) + "\n")
 
-    def write_chunk(self, chunk: list[Item], scores) -> None:
+    def write_chunk(self, chunk: list[Item], scores, spans=None) -> None:
         summary = self.summary
-        for it, result in zip(chunk, self.moderator.results_from_scores(scores)):
+        results = self.moderator.results_from_scores(scores)
+        for result, found in zip(results, spans or ()):
+            result.spans = found
+        for it, result in zip(chunk, results):
             summary.scored += 1
             summary.decisions[result.decision] += 1
             if result.flagged:
@@ -377,12 +385,13 @@ class Scanner:
 
 def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWriter, *, on_error: str = "fail",
          errors_stream: TextIO | None = None, only_flagged: bool = False, chunk_size: int = 256, source: str = "input",
-         progress: bool = True, start_after: int = 0, durable: bool = False, cache: ScoreCache | None = None) -> ScanSummary:
+         progress: bool = True, start_after: int = 0, durable: bool = False, cache: ScoreCache | None = None,
+         spans: bool = False) -> ScanSummary:
     """Score items in chunks and write each chunk before reading the next (memory stays flat).
 
     start_after: skip input lines up to this one (resuming). durable: fsync the output after every
     chunk, so a crash loses at most the chunk in flight (what `--resume` relies on). cache: repeated
-    texts are scored once (None: no cache)."""
+    texts are scored once (None: no cache). spans: each result also gets its spans (the cache is not used)."""
     scanner = Scanner(moderator, writer, on_error=on_error, errors_stream=errors_stream, only_flagged=only_flagged,
                       source=source, progress=progress, durable=durable)
     chunk: list[Item] = []
@@ -390,7 +399,10 @@ def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWr
     def flush() -> None:
         if chunk:
             texts = [it.text for it in chunk]
-            scanner.write_chunk(chunk, cache.score(moderator, texts) if cache is not None else moderator.score(texts))
+            if spans:
+                scanner.write_chunk(chunk, *moderator.score_with_spans(texts))
+            else:
+                scanner.write_chunk(chunk, cache.score(moderator, texts) if cache is not None else moderator.score(texts))
             chunk.clear()
 
     try:
@@ -427,7 +439,8 @@ def scan_file(input: str, out: str = "-", *, model=None, fmt: str | None = None,
               id_field: str | None = "id", only_flagged: bool = False, on_error: str = "fail", errors: Path | None = None,
               batch_size: int = 32, threads: int | None = None, max_chars: int = 1_000_000, progress: bool = True,
               resume: bool = False, fsync: bool = True, cache_size: int = 100_000, engine: str = "local",
-              workers: int | None = None, ray_address: str | None = None, log=lambda message: None) -> ScanRun:
+              workers: int | None = None, ray_address: str | None = None, spans: bool = False,
+              log=lambda message: None) -> ScanRun:
     """`moderate scan`: open the input and outputs, score with the chosen engine, close everything.
 
     Rows scored before an error or Ctrl-C stay in the output (a KeyboardInterrupt propagates after the
@@ -436,21 +449,25 @@ def scan_file(input: str, out: str = "-", *, model=None, fmt: str | None = None,
     out_fmt = "csv" if out.lower().endswith(".csv") else "jsonl"
     if resume and (out == "-" or out_fmt != "jsonl"):
         raise ScanError("--resume needs a JSONL output file (--out results.jsonl)")
+    if spans and engine == "ray":
+        raise ScanError("--spans works with the local engine only (--engine local)")
     start_after = resume_point(Path(out)) if resume else 0
     try:
         moderator = Moderator.load(model, threads=threads, batch_size=batch_size, max_chars=max_chars)
     except ValueError as e:
         raise ScanError(str(e)) from None
+    if spans and not moderator.has_token_probs:
+        raise ScanError(f"--spans: model {moderator.version} has no per-token output; export it again (0.4.1 or later)")
     if start_after:
         log(f"resuming after input line {start_after}")
     mode = "a" if resume else "w"
     out_stream = sys.stdout if out == "-" else open(out, mode, encoding="utf-8", newline="")
     err_path = errors or (Path(f"{out}.errors.jsonl") if out != "-" else Path("scan-errors.jsonl"))
     err_stream = open(err_path, mode, encoding="utf-8") if on_error == "skip" else None
-    writer = ResultWriter(out_stream, out_fmt, moderator.categories)
+    writer = ResultWriter(out_stream, out_fmt, moderator.categories, spans=spans)
     options = dict(on_error=on_error, errors_stream=err_stream, only_flagged=only_flagged, source=input, progress=progress,
                    start_after=start_after, durable=fsync and out != "-")
-    cache = ScoreCache(cache_size) if cache_size and engine == "local" else None
+    cache = ScoreCache(cache_size) if cache_size and engine == "local" and not spans else None
     try:
         if engine == "ray":
             from moderation.scan_ray import scan_with_ray
@@ -459,7 +476,7 @@ def scan_file(input: str, out: str = "-", *, model=None, fmt: str | None = None,
                                     workers=workers, threads=threads, address=ray_address, cache_size=cache_size, **options)
         else:
             items = read_items(input, fmt, text_field=text_field, id_field=id_field or None)
-            summary = scan(moderator, items, writer, cache=cache, **options)
+            summary = scan(moderator, items, writer, cache=cache, spans=spans, **options)
     finally:
         if out_stream is not sys.stdout:
             out_stream.close()

@@ -64,6 +64,9 @@ class ModerationRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     input: Union[str, list[str]]
     model: Union[str, None] = None
+    # Ours, not OpenAI's: also return each flagged category's evidence as character spans of the input
+    # (openai client: extra_body={"spans": True}; each result then has an extra "spans" list).
+    spans: bool = False
 
 
 class MicroBatcher:
@@ -222,10 +225,19 @@ def create_app(moderator, config: ServeConfig | None = None, token: str | None =
         for i, t in enumerate(texts):
             if len(t) > cfg.max_chars:
                 return error(413, f"input[{i}] has {len(t)} characters; at most {cfg.max_chars} per text", "input")
-        scores = await batcher.score(texts)
+        if body.spans:
+            if not moderator.has_token_probs:
+                return error(400, f"model {moderator.version} has no per-token output, so no spans; export it again", "spans")
+            # on the batcher's thread, which owns the ONNX session; not merged with other requests' batches
+            loop = asyncio.get_running_loop()
+            scores, found = await loop.run_in_executor(batcher.pool, moderator.score_with_spans, texts)
+        else:
+            scores, found = await batcher.score(texts), None
         results = []
-        for r in moderator.results_from_scores(scores):
+        for i, r in enumerate(moderator.results_from_scores(scores)):
             results.append(openai_result(r.categories, r.scores, r.decision))
+            if found is not None:
+                results[-1]["spans"] = [s.to_dict() for s in found[i]]
         return {"id": f"modr-{uuid.uuid4().hex}", "model": model_name, "results": results, "created": int(time.time())}
 
     app.include_router(backend_router(moderator, batcher, store_dir, cfg))

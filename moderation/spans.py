@@ -16,6 +16,7 @@ import numpy as np
 
 SPAN_HEAD = "span_head"  # trained on rated spans (toxic_spans): toxic, hate, violence
 CATEGORY_TOKENS = "category_tokens"  # the classification head's own per-token score, whose max is the text's score
+SEGMENT = "segment"  # the sentence or window that scored highest, when no single token carries the score
 
 _WORD_CHAR = re.compile(r"[\w'’*]")  # "don't", "f*ck" are one word to a rater
 

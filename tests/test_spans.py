@@ -97,3 +97,147 @@ def test_char_f1_is_semeval_task5s_per_post_score():
     assert char_f1({1}, set()) == 0.0 and char_f1(set(), {1}) == 0.0
     assert char_f1({1, 2}, {2, 3}) == pytest.approx(0.5)
     assert char_f1({1, 2, 3, 4}, {1, 2}) == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+
+
+def test_html_entities_keep_span_offsets_in_the_shown_and_the_original_text():
+    from labeling.queue import span_regions, unescape_with_offsets
+
+    original = "&quot;you &amp; your idiot friends&quot; &#8220;ok&#8221;"
+    shown, starts, ends = unescape_with_offsets(original)
+    import html
+
+    assert shown == html.unescape(original)
+    a = original.index("idiot")
+    [region] = span_regions([Span(a, a + 5, "toxic", 0.9, "span_head")], original)
+    assert region["value"]["text"] == "idiot" and shown[region["value"]["start"] : region["value"]["end"]] == "idiot"
+    assert region["value"]["labels"] == ["toxic"] and region["from_name"] == "evidence"
+
+
+def test_reviewer_spans_land_in_the_judgment_in_original_offsets(taxonomy):
+    from labeling.annotations import annotation_to_judgment
+
+    original = "&quot;you idiot&quot; said the &lt;troll&gt;"
+    shown = "\"you idiot\" said the <troll>"
+    task = {"id": 7, "data": {"text": shown, "original_text": original, "item_id": "x:1", "model_version": "0.4.1",
+                              "proposal_labels": [], "proposals": [], "model_spans": []}}
+    ann = {"id": 11, "completed_by": 3, "result": [
+        {"from_name": "categories", "to_name": "text", "type": "choices", "value": {"choices": ["toxic"]}},
+        {"from_name": "evidence", "to_name": "text", "type": "labels",
+         "value": {"start": shown.index("idiot"), "end": shown.index("idiot") + 5, "text": "idiot", "labels": ["toxic"]}},
+        {"from_name": "evidence", "to_name": "text", "type": "labels",
+         "value": {"start": shown.index("<troll>"), "end": shown.index("<troll>") + 7, "text": "<troll>", "labels": ["toxic"]}},
+    ]}
+    j = annotation_to_judgment(task, ann, taxonomy)
+    assert [original[a:b] for a, b, _ in j.spans] == ["idiot", "&lt;troll&gt;"]
+    # a span with no category, or outside the text, is refused with the reason
+    bad = {**ann, "result": [{"from_name": "evidence", "to_name": "text", "type": "labels",
+                              "value": {"start": 0, "end": 3, "labels": ["rude"]}}]}
+    with pytest.raises(ValueError, match="one category"):
+        annotation_to_judgment(task, bad, taxonomy)
+    bad["result"][0]["value"] = {"start": 5, "end": 500, "labels": ["toxic"]}
+    with pytest.raises(ValueError, match="not inside"):
+        annotation_to_judgment(task, bad, taxonomy)
+    # a task shown without spans, reviewed without adding any, records None (nothing was said about spans)
+    plain = {**task, "data": {k: v for k, v in task["data"].items() if k != "model_spans"}}
+    assert annotation_to_judgment(plain, {**ann, "result": ann["result"][:1]}, taxonomy).spans is None
+    assert annotation_to_judgment(task, {**ann, "result": ann["result"][:1]}, taxonomy).spans == []
+
+
+def test_spans_round_trip_through_the_feedback_store(tmp_path, taxonomy):
+    from moderation.feedback import FeedbackStore, Judgment
+
+    j = Judgment(key="k1", item_id="i", text="you idiot", reviewer="r", model_version="v", gold=(1, 0, 0, 0, 0, 0, 0),
+                 spans=[(4, 9, "toxic")])
+    FeedbackStore(tmp_path, taxonomy.names).add([j, Judgment(key="k2", item_id="j", text="t", reviewer="r", model_version="v")])
+    back = {x.key: x for x in FeedbackStore(tmp_path, taxonomy.names).judgments()}
+    assert back["k1"].spans == [(4, 9, "toxic")] and back["k2"].spans is None
+
+
+@pytest.fixture(scope="module")
+def span_package(tmp_path_factory, taxonomy, small_examples):
+    """A tiny policy with a (random) span head, exported through the real pipeline."""
+    from dataclasses import replace
+
+    from moderation.training.export import ExportConfig, export_package
+    from moderation.training.policy import SpanHead
+    from tests.conftest import make_tiny_policy
+
+    policy = make_tiny_policy(taxonomy.names)
+    policy.config = replace(policy.config, span_categories=["toxic", "hate", "violence"], span_hidden=8, span_threshold=0.5)
+    policy.span_head = SpanHead(policy.encoder.config.hidden_size, 8, 3)
+    ckpt = policy.save(tmp_path_factory.mktemp("span_ckpt"))
+    out = tmp_path_factory.mktemp("span_pkg") / "pkg"
+    export_package(ckpt, out, taxonomy, small_examples["validation"][:150], small_examples["test"][:100],
+                   ExportConfig(parity_examples=100, max_auprc_drop=1.0), log=lambda *a: None)
+    return out
+
+
+def _everything_flagged(mod):
+    mod.review_thresholds = np.zeros_like(mod.review_thresholds)
+    mod.span_threshold = 0.0
+    return mod
+
+
+def test_moderate_gives_spans_only_when_asked_and_every_flag_has_evidence(span_package):
+    from moderation.runtime import Moderator
+
+    mod = Moderator.load(span_package)
+    assert mod.span_categories == ["toxic", "hate", "violence"]
+    text = "hey 1d10t, ｉｄｉｏｔ and i d i o t! Привет 😀 second sentence here."
+    plain = mod.moderate(text)
+    assert plain.spans is None and "spans" not in plain.to_dict()
+    nothing = Moderator.load(span_package)
+    nothing.review_thresholds = np.full_like(nothing.review_thresholds, 1.01)
+    assert nothing.moderate(text, spans=True).spans == []  # nothing flagged: no spans
+    result = _everything_flagged(mod).moderate([text, "short"], spans=True)[0]
+    assert result.to_dict()["spans"] and all(set(s) == {"start", "end", "category", "score", "source"} for s in result.to_dict()["spans"])
+    by_category = {}
+    for s in result.spans:
+        assert 0 <= s.start < s.end <= len(text)
+        by_category.setdefault(s.category, set()).add(s.source)
+    assert set(by_category) == set(mod.categories)  # every flagged category shows its evidence
+    assert all(by_category[c] == {"span_head"} for c in ("toxic", "hate", "violence"))
+    assert all(by_category[c] == {"category_tokens"} for c in ("sexual", "self_harm", "misleading", "spam"))
+    covered = set()
+    for s in result.spans:
+        covered.update(range(s.start, s.end))
+    for word in ("1d10t", "ｉｄｉｏｔ", "i d i o t", "Привет", "sentence"):  # obfuscated and non-ASCII words, whole
+        a = text.index(word)
+        assert set(range(a, a + len(word))) <= covered, word
+
+
+def test_spans_survive_long_texts_split_into_windows(span_package):
+    from moderation.runtime import Moderator
+
+    mod = _everything_flagged(Moderator.load(span_package))
+    filler = " ".join(f"word{i}" for i in range(400))
+    text = f"{filler} you 1d10t. {filler}"
+    [result] = mod.moderate([text], spans=True)
+    toxic = [s for s in result.spans if s.category == "toxic"]
+    assert toxic and all(0 <= s.start < s.end <= len(text) for s in toxic)
+    a = text.index("1d10t")
+    assert any(s.start <= a and a + 5 <= s.end for s in toxic)
+    assert result.scores == Moderator.load(span_package).moderate(text).scores  # spans change no score
+
+
+def test_a_package_without_token_outputs_refuses_spans_clearly(tiny_package, tmp_path):
+    import onnx
+
+    from moderation.package import ModelPackageError, write_manifest
+    from moderation.runtime import Moderator
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_package, old)
+    graph = onnx.load(str(old / "model.onnx"))
+    keep = [o for o in graph.graph.output if o.name == "probs"]
+    del graph.graph.output[:]
+    graph.graph.output.extend(keep)
+    onnx.save(graph, str(old / "model.onnx"))
+    manifest = json.loads((old / "manifest.json").read_text())
+    write_manifest(old, {k: v for k, v in manifest.items() if k not in ("files",)})
+    mod = Moderator.load(old)
+    assert mod.moderate("fine").spans is None  # scoring still works
+    with pytest.raises(ModelPackageError, match="no per-token output"):
+        mod.moderate("fine", spans=True)

@@ -96,7 +96,15 @@ class _ExportGraph(torch.nn.Module):
         else:
             hidden = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         logits = self.policy.head_logits(hidden, attention_mask)
-        return torch.sigmoid(self.policy.calibrate(logits))
+        probs = torch.sigmoid(self.policy.calibrate(logits))
+        if self.policy.config.pooling != "max":
+            return probs
+        # Per-token evidence from the same pass: what a span is made of (moderation/spans.py). The per-token
+        # logits exist anyway (their max is the score); the span head adds about 1% to the encoder's work.
+        token_probs = self.policy.token_probs(hidden, attention_mask)
+        if self.policy.span_head is None:
+            return probs, token_probs
+        return probs, token_probs, self.policy.span_head(hidden)
 
 
 def export_onnx(model, out_path: Path, opset: int = 17, int8_embeddings: bool = False) -> None:
@@ -105,11 +113,15 @@ def export_onnx(model, out_path: Path, opset: int = 17, int8_embeddings: bool = 
     graph = _ExportGraph(model, int8_embeddings).eval()
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
     mask = (ids != 0).long()
+    outputs = ["probs"]
+    if model.config.pooling == "max":
+        outputs += ["token_probs"] + (["span_probs"] if model.span_head is not None else [])
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}, "probs": {0: "batch"},
+            "token_probs": {0: "batch", 1: "sequence"}, "span_probs": {0: "batch", 1: "sequence"}}
     with torch.no_grad():
         torch.onnx.export(
-            graph, (ids, mask), str(out_path), input_names=["input_ids", "attention_mask"], output_names=["probs"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                          "probs": {0: "batch"}},
+            graph, (ids, mask), str(out_path), input_names=["input_ids", "attention_mask"], output_names=outputs,
+            dynamic_axes={k: v for k, v in axes.items() if k in outputs or k.startswith(("input", "attention"))},
             opset_version=opset, dynamo=False, do_constant_folding=True,
         )
 
@@ -296,6 +308,8 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         info = {"name": cfg.name, "version": cfg.version, "categories": taxonomy.names,
                 "max_length": model.config.max_length, "stride": model.config.stride, "pooling": model.config.pooling,
                 "quantization": cfg.quantization, "fusions": fusions,
+                "spans": None if model.config.pooling != "max" else {
+                    "categories": list(model.config.span_categories), "threshold": model.config.span_threshold},
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_manifest(work, info)
 

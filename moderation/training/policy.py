@@ -73,8 +73,18 @@ class PolicyConfig:
     finetune: str = "full"  # "full" or "lora"
     lora: LoraSettings = field(default_factory=LoraSettings)
     pooling: str = "max"  # "max" over per-token logits, or "mean" hidden state (checkpoints before 0.4)
+    # The span head (moderation/training/spans.py): categories it marks, its hidden width, and the token
+    # probability from which a token is part of a span. No categories: no span head.
+    span_categories: list[str] = field(default_factory=list)
+    span_hidden: int = 256
+    span_threshold: float = 0.5
 
     def __post_init__(self):
+        unknown = [c for c in self.span_categories if c not in self.categories]
+        if unknown:
+            raise ValueError(f"span_categories {unknown} are not among the categories {self.categories}")
+        if self.span_hidden < 1 or not 0.0 < self.span_threshold < 1.0:
+            raise ValueError(f"span_hidden must be >= 1 and span_threshold in (0, 1), got {self.span_hidden}, {self.span_threshold}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.finetune not in ("full", "lora"):
@@ -88,6 +98,17 @@ class PolicyConfig:
         if "target_modules" in lora:
             lora["target_modules"] = tuple(lora["target_modules"])
         return cls(**d, lora=LoraSettings(**lora))
+
+
+class SpanHead(nn.Module):
+    """Per-token span probabilities (B, T, K) from the encoder's hidden states (moderation/training/spans.py)."""
+
+    def __init__(self, hidden_size: int, width: int, n_categories: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(hidden_size, width), nn.GELU(), nn.Dropout(0.1), nn.Linear(width, n_categories))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(hidden).float())
 
 
 class PolicyModel(nn.Module):
@@ -106,6 +127,8 @@ class PolicyModel(nn.Module):
         # Per-category Platt calibration p = sigmoid(z / T + b), fitted on validation data after training.
         self.register_buffer("log_temperature", torch.zeros(len(config.categories)))
         self.register_buffer("calibration_bias", torch.zeros(len(config.categories)))
+        self.span_head = SpanHead(self.encoder.config.hidden_size, config.span_hidden, len(config.span_categories)) \
+            if config.span_categories else None
         self.is_lora = False
 
     # ------------------------------------------------------------ construction
@@ -180,6 +203,10 @@ class PolicyModel(nn.Module):
         """Per-token logits (B, T, C); padding gets a large negative value so it never wins the max."""
         s = self.head(self.dropout(hidden)).float()
         return s.masked_fill(attention_mask.unsqueeze(-1) == 0, -1e4)
+
+    def token_probs(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Calibrated per-token probabilities (B, T, C): the text's probability is their max (max pooling)."""
+        return torch.sigmoid(self.calibrate(self.token_logits(hidden, attention_mask)))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Calibrated probabilities p(x) = sigmoid(z / T); this is what export traces."""
