@@ -97,6 +97,25 @@ def tiny_package(tmp_path_factory, taxonomy, tiny_checkpoint, request):
 
 
 @pytest.fixture(scope="session")
+def eager_tiny_package(tiny_package, tmp_path_factory):
+    """The tiny random package with every review threshold at 0.001, so its /predict always proposes
+    categories (its scores sit near 0.05, below any cost threshold); the scores are the tiny package's."""
+    import json
+    import shutil
+
+    from moderation.package import read_manifest, write_manifest
+
+    pkg = tmp_path_factory.mktemp("eager") / "tiny"
+    shutil.copytree(tiny_package, pkg)
+    thresholds = json.loads((pkg / "thresholds.json").read_text())
+    for t in thresholds.values():
+        t["review"] = 0.001
+    (pkg / "thresholds.json").write_text(json.dumps(thresholds))
+    write_manifest(pkg, {k: v for k, v in read_manifest(pkg, verify=False).items() if k not in ("format", "files")})
+    return pkg
+
+
+@pytest.fixture(scope="session")
 def default_package():
     pkg = ROOT / "models" / "default"
     if not (pkg / "manifest.json").is_file():

@@ -81,6 +81,31 @@ def test_csv_output_and_only_flagged(tmp_path, tiny_package):
     assert all(r["flagged"] for r in read_jsonl(flagged_out))
 
 
+def test_spans_are_added_only_with_the_flag_and_match_the_api(tmp_path, eager_tiny_package):
+    tiny_package = eager_tiny_package  # every category flagged, so every row has spans to compare
+    from moderation.runtime import Moderator
+
+    rows = ROWS + [{"id": "a4", "text": "you 1d10t. Привет! " * 3}]
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, rows)
+    out = tmp_path / "out.jsonl"
+    assert invoke([str(src), "-o", str(out), "--model", str(tiny_package), "--spans"]).exit_code == 0
+    mod = Moderator.load(tiny_package)
+    expected = mod.moderate([r["text"] for r in rows], spans=True)
+    got = read_jsonl(out)
+    assert [g["spans"] for g in got] == [[s.to_dict() for s in e.spans] for e in expected]
+    assert all(g["spans"] for g in got) and all(g["flagged"] for g in got)
+    plain = tmp_path / "plain.jsonl"
+    assert invoke([str(src), "-o", str(plain), "--model", str(tiny_package)]).exit_code == 0
+    assert all("spans" not in g for g in read_jsonl(plain))
+    as_csv = tmp_path / "out.csv"
+    assert invoke([str(src), "-o", str(as_csv), "--model", str(tiny_package), "--spans"]).exit_code == 0
+    with open(as_csv) as f:
+        assert [json.loads(r["spans"]) for r in csv.DictReader(f)] == [g["spans"] for g in got]
+    r = invoke([str(src), "--model", str(tiny_package), "--spans", "--engine", "ray"])
+    assert r.exit_code == 2 and "local engine" in r.output
+
+
 def test_malformed_jsonl_fails_naming_the_line(tmp_path, tiny_package):
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": 1, "text": "fine"}\n{"id": 2, "text": "broken\n{"id": 3, "text": 5}\n')

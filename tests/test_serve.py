@@ -36,24 +36,6 @@ def _start(package, store, port, token=TOKEN):
 
 
 @pytest.fixture(scope="module")
-def eager_tiny_package(tiny_package, tmp_path_factory):
-    """The tiny random package with every review threshold at 0.001, so its /predict always proposes
-    categories (its scores sit near 0.05, below any cost threshold); the scores are the tiny package's."""
-    import shutil
-
-    from moderation.package import read_manifest, write_manifest
-
-    pkg = tmp_path_factory.mktemp("eager") / "tiny"
-    shutil.copytree(tiny_package, pkg)
-    thresholds = json.loads((pkg / "thresholds.json").read_text())
-    for t in thresholds.values():
-        t["review"] = 0.001
-    (pkg / "thresholds.json").write_text(json.dumps(thresholds))
-    write_manifest(pkg, {k: v for k, v in read_manifest(pkg, verify=False).items() if k not in ("format", "files")})
-    return pkg
-
-
-@pytest.fixture(scope="module")
 def server(eager_tiny_package, tmp_path_factory):
     from labeling.server import free_port
 
@@ -105,6 +87,22 @@ def test_openai_client_gets_well_formed_results(server, tiny_package):
         assert "illicit" not in r["categories"]  # not modelled: absent, not a made-up False
     single = client.moderations.create(input="hello there")
     assert len(single.results) == 1
+
+
+def test_spans_arrive_as_an_extra_field_the_openai_client_keeps(server):
+    from openai import OpenAI
+
+    url, _, _ = server
+    client = OpenAI(base_url=f"{url}/v1", api_key=TOKEN)
+    texts = ["you are an 1d10t", "Привет, see you tomorrow"]
+    resp = client.moderations.create(input=texts, extra_body={"spans": True})
+    for text, r in zip(texts, resp.results):
+        spans = r.model_extra["spans"]
+        assert {s["category"] for s in spans} == {c for c, v in r.model_extra["taxonomy_categories"].items() if v}
+        assert all(0 <= s["start"] < s["end"] <= len(text) and s["source"] in ("category_tokens", "segment", "span_head")
+                   for s in spans)
+    plain = client.moderations.with_raw_response.create(input=texts).http_response.json()
+    assert all("spans" not in r for r in plain["results"])  # only when asked: no cost otherwise
 
 
 def test_wrong_token_is_refused(server):
