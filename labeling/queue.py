@@ -224,7 +224,7 @@ def push_for_review(client, url: str, project_title: str, moderator, ids: list[s
     """`moderate review push`: choose (above) and push to the project (created if needed)."""
     chosen, scored = choose_for_review(moderator.score, moderator.review_thresholds, ids, texts, sources, n, strategy, k, pool,
                                        seed, log)
-    if chosen and moderator.has_token_probs:  # highlight the evidence (packages before 0.4.1 have none to show)
+    if chosen and getattr(moderator, "has_token_probs", False):  # highlight the evidence (packages before 0.4.1 have none to show)
         _, found = moderator.score_with_spans([it.text for it in chosen])
         for it, spans in zip(chosen, found):
             it.spans = spans

@@ -201,6 +201,10 @@ def test_push_imports_each_item_once_in_chunks_with_its_prediction(ls, taxonomy,
     pid = ensure_project(client, url, _title(request), taxonomy).id
     rng = np.random.default_rng(4)
     pool = [QueueItem(f"q{i}", f"text number {i} &amp; more", rng.random(len(taxonomy.names)), "src") for i in range(5)]
+    from moderation.spans import Span
+
+    # highlighted evidence, in original-text offsets ("more" sits after an entity the reviewer sees unescaped)
+    pool[0].spans = [Span(0, 4, "toxic", 0.8, "span_head"), Span(20, 24, "spam", 0.6, "category_tokens")]
     thresholds = np.linspace(0.1, 0.7, len(taxonomy.names))
     result = push(client, url, pid, pool + [pool[0]], taxonomy, "9.9.9", thresholds, k=3, seed=5, chunk=2)
     assert result == {"requested": 6, "created": 5, "already_present": 1}
@@ -214,6 +218,9 @@ def test_push_imports_each_item_once_in_chunks_with_its_prediction(ls, taxonomy,
         (pred,) = task.predictions
         pred = pred if isinstance(pred, dict) else pred.dict()
         assert pred["model_version"] == "9.9.9" and pred["result"] == expected["predictions"][0]["result"]
+    regions = [r for r in (tasks[0].predictions[0] if isinstance(tasks[0].predictions[0], dict) else tasks[0].predictions[0].dict())["result"]
+               if r["type"] == "labels"]
+    assert [(r["value"]["text"], r["value"]["labels"]) for r in regions] == [("text", ["toxic"]), ("more", ["spam"])]
 
     again = push(client, url, pid, pool, taxonomy, "9.9.9", thresholds, k=3, seed=5)
     assert again == {"requested": 5, "created": 0, "already_present": 5}
