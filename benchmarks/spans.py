@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/spans.py [--model models/default] [--baseline runs/pkg-v4] [--repeats 5]
 
 Quality: every post of the official test file `semeval2021_tsd_test.csv` (2,000 posts) goes through
-`Moderator.moderate(texts, spans=True)`; a post's predicted offsets are the characters of all its spans (any
-category: the task's gold is any toxic span), and its score is the task's per-post F1 (empty gold and empty
+`Moderator.moderate(texts, spans=True)`; a post's predicted offsets are the characters of its toxic, hate and
+violence spans (the categories the task's span types map to), and its score is the task's per-post F1 (empty gold and empty
 prediction score 1). The mean over posts is the task's metric. The same on the trial file (the validation
 set that chose the span head's epoch and threshold) for reference. No test post reaches training, validation
 or threshold tuning (tests/test_data.py checks it).
@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from moderation.runtime import Moderator  # noqa: E402
 from moderation.spans import char_f1  # noqa: E402
+from moderation.training.spans import SPAN_CATEGORIES  # noqa: E402
 from moderation.training.data import (  # noqa: E402
     _read_csv,
     load_examples,
@@ -51,7 +52,8 @@ def predicted_offsets(mod: Moderator, texts: list[str], batch: int = 64) -> tupl
         for r in mod.moderate(texts[i : i + batch], spans=True):
             found = set()
             for s in r.spans:
-                found.update(range(s.start, s.end))
+                if s.category in SPAN_CATEGORIES:
+                    found.update(range(s.start, s.end))
             chars.append(found)
             spans.append([s.to_dict() for s in r.spans])
     return chars, spans
@@ -60,10 +62,39 @@ def predicted_offsets(mod: Moderator, texts: list[str], batch: int = 64) -> tupl
 def f1_report(pred: list[set[int]], gold: list[set[int]]) -> dict:
     scores = [char_f1(p, g) for p, g in zip(pred, gold)]
     empty_gold = [s for s, g in zip(scores, gold) if not g]
+    both = [(p, g) for p, g in zip(pred, gold) if p and g]
     return {"n": len(scores), "f1": float(np.mean(scores)) if scores else None,
+            # where both are non-empty: are the spans too wide (low precision) or too narrow (low recall)?
+            "char_precision": float(np.mean([len(p & g) / len(p) for p, g in both])) if both else None,
+            "char_recall": float(np.mean([len(p & g) / len(g) for p, g in both])) if both else None,
+            "posts_with_gold_but_no_prediction": sum(1 for p, g in zip(pred, gold) if g and not p),
             "f1_posts_with_gold_spans": float(np.mean([s for s, g in zip(scores, gold) if g])) if len(empty_gold) < len(scores) else None,
             "empty_gold_posts": len(empty_gold),
             "empty_gold_correctly_empty": float(np.mean(empty_gold)) if empty_gold else None}
+
+
+def identity_audit(mod: Moderator, texts: list[str], spans: list[list[dict]]) -> dict:
+    """Where spans mislead: a span that is only an identity word points at who is talked about, not at an
+    attack. Counted on the test posts' spans, and on the behavioural suite's benign identity statements."""
+    from moderation.behavioural import ADJ, IDENTITY_FRAMES, PLURAL
+
+    words = {w.lower() for w in (*ADJ, *PLURAL)} | {w.lower().split()[0] for w in PLURAL}
+    only_identity = {}
+    for text, row in zip(texts, spans):
+        for s in row:
+            piece = text[s["start"] : s["end"]].strip(" .,!?\"'").lower()
+            key = s["category"]
+            total, hits = only_identity.get(key, (0, 0))
+            only_identity[key] = (total + 1, hits + (piece in words))
+    benign = [f.format(p=p) for f in IDENTITY_FRAMES if "{a}" not in f for p in PLURAL]
+    results = mod.moderate(benign, spans=True)
+    flagged = [(t, r) for t, r in zip(benign, results) if r.flagged]
+    return {
+        "test_spans_that_are_only_an_identity_word": {c: {"spans": t, "identity_only": h} for c, (t, h) in only_identity.items()},
+        "benign_identity_statements": len(benign), "benign_identity_statements_flagged": len(flagged),
+        "flagged_examples": [{"text": t, "spans": [(t[s.start:s.end], s.category, s.source) for s in r.spans]}
+                             for t, r in flagged[:10]],
+    }
 
 
 def quality(mod: Moderator, root: Path) -> dict:
@@ -84,6 +115,7 @@ def quality(mod: Moderator, root: Path) -> dict:
         for s in row:
             by_source[s["source"]] = by_source.get(s["source"], 0) + 1
     report["spans_by_source"] = by_source
+    report["identity_audit"] = identity_audit(mod, texts, spans)
     trial = _read_csv(root / "toxic_spans" / "semeval2021_tsd_trial.csv")
     tpred, _ = predicted_offsets(mod, [r["text"] for r in trial])
     report["trial"] = f1_report(tpred, [set(json.loads(r["spans"])) for r in trial])

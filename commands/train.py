@@ -197,7 +197,12 @@ def export_cmd(
     cfg = ExportConfig(version=version, optimize=optimize, quantization=quantization.value, parity_examples=parity_examples)
     tax = load_taxonomy_option(taxonomy)
     examples = dataset_examples(data_dir, tax)
+    span_validation = None
+    if json.loads((checkpoint / "policy_config.json").read_text()).get("span_categories"):
+        from moderation.training.data import resolve_data_dir, semeval_spans
+
+        span_validation = semeval_spans(resolve_data_dir(data_dir), "trial")
     manifest = export_package(checkpoint, out, tax, [e for e in examples if e.split == "validation"],
-                              [e for e in examples if e.split == "test"], cfg)
+                              [e for e in examples if e.split == "test"], cfg, span_validation=span_validation)
     typer.echo(json.dumps({"package": str(out), "version": manifest["version"], "parity": manifest["parity"],
                            "test_macro_auprc": manifest["test_macro_auprc"]}))

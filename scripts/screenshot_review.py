@@ -2,7 +2,9 @@
 
     .venv/bin/pip install playwright          # the Python driver only; it uses Debian's /usr/bin/chromium
     .venv/bin/python scripts/screenshot_review.py --out docs/review-ui.png
+    .venv/bin/python scripts/screenshot_review.py --text "..." --out docs/review-spans.png   # any text
 
+The task carries the model's spans as highlighted regions, exactly as `moderate review push` sends them.
 Starts its own Label Studio in a temp folder, pushes a few items from the example file, logs in as the
 admin in headless Chromium, opens the first task and saves a PNG. No browser is downloaded.
 """
@@ -31,13 +33,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "docs" / "review-ui.png"))
     p.add_argument("--item", default="c007", help="id of the example item to show")
+    p.add_argument("--text", default=None, help="show this text instead of an example item")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
     mod = Moderator.load()
-    rows = [r for r in read_items(str(ROOT / "examples" / "comments.jsonl"), "jsonl") if r.id == args.item]
-    items = [QueueItem(r.id, r.text, s, "example") for r, s in zip(rows, mod.score([r.text for r in rows]))]
+    rows = [(r.id, r.text) for r in read_items(str(ROOT / "examples" / "comments.jsonl"), "jsonl") if r.id == args.item]
+    if args.text:
+        rows = [("custom-1", args.text)]
+    scores, spans = mod.score_with_spans([t for _, t in rows])
+    items = [QueueItem(i, t, s, "example", sp) for (i, t), s, sp in zip(rows, scores, spans)]
     root = Path(tempfile.mkdtemp(prefix="ls-shot-"))
     try:
         creds = start(root, port=free_port(), log=lambda m: print(m, file=sys.stderr))

@@ -696,7 +696,14 @@ SEMEVAL_SPANS_TEST = Path("toxic_spans") / "semeval2021_tsd_test.csv"
 
 def semeval_span_test(root: Path) -> list[tuple[str, list[int]]]:
     """The official SemEval-2021 Task 5 test posts: (text, gold toxic character offsets)."""
-    path = _require(root / SEMEVAL_SPANS_TEST)
+    return semeval_spans(root, "test")
+
+
+def semeval_spans(root: Path, part: str) -> list[tuple[str, list[int]]]:
+    """An official SemEval-2021 Task 5 file ("trial" or "test"): (text, gold toxic character offsets)."""
+    if part not in ("trial", "test"):
+        raise DataError(f"SemEval span file must be trial or test, got {part!r}")
+    path = _require(root / "toxic_spans" / f"semeval2021_tsd_{part}.csv")
     out = []
     for i, row in enumerate(_read_csv(path)):
         try:

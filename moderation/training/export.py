@@ -255,10 +255,12 @@ def _card(taxonomy: Taxonomy, manifest_info: dict, test_report: dict, parity: di
 
 
 def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxonomy, validation: list[Example],
-                   test: list[Example], cfg: ExportConfig = ExportConfig(), log=print) -> dict:
+                   test: list[Example], cfg: ExportConfig = ExportConfig(), log=print,
+                   span_validation: list[tuple[str, list[int]]] | None = None) -> dict:
     """Export and gate; returns the manifest. Raises ParityError (nothing written) when the gate fails.
     `test` gives the reported metrics and the card; it never chooses a model (the registry's gate does, on
-    the gate split)."""
+    the gate split). `span_validation` (the SemEval trial posts): the span threshold is tuned on them
+    through the exported runtime, when the model has a span head."""
     from moderation.runtime import Moderator
     from moderation.training.policy import PolicyModel
 
@@ -331,6 +333,14 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         thresholds = tune_on_validation(runtime.score, validation, taxonomy)
         atomic_write_text(work / "thresholds.json", json.dumps(thresholds.to_json(taxonomy.names), indent=2) + "\n")
         test_report = evaluate_examples(runtime.score, test, taxonomy, thresholds)[0] if test else None
+        if model.span_head is not None and span_validation:
+            from moderation.training.spans import tune_runtime_span_threshold
+
+            log(f"tuning the span threshold on {len(span_validation)} SemEval trial posts through the runtime…")
+            tuned = Moderator.load(work, verify=False)  # with the thresholds just tuned: spans follow the flags
+            best, by_threshold = tune_runtime_span_threshold(tuned, span_validation)
+            info["spans"] = {**info["spans"], "threshold": best, "trial_f1": round(by_threshold[best], 4),
+                             "tuned_on": f"SemEval-2021 Task 5 trial ({len(span_validation)} posts)"}
         if test_report is not None:
             atomic_write_text(work / "card.md", _card(taxonomy, info, test_report, parity, sources, templates,
                                                       thresholds.to_json(taxonomy.names)))

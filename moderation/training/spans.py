@@ -245,3 +245,19 @@ def add_span_head(checkpoint: str | Path, out_dir: str | Path, data_dir: str | P
               "validation_posts": sum(p.split == "validation" for p in posts)}
     (out / "span_head.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def tune_runtime_span_threshold(moderator, posts: list[tuple[str, list[int]]], grid=THRESHOLD_GRID) -> tuple[float, dict]:
+    """The span threshold with the best SemEval F1 on `posts` (the trial file) through the runtime itself:
+    windows, sentence segments and the flag gate included, which the head's own training loop does not see
+    (there, 0.15 won; through the runtime a higher one does). Returns (threshold, F1 per threshold)."""
+    texts, gold = [t for t, _ in posts], [set(g) for _, g in posts]
+    scores = {}
+    for t in grid:
+        moderator.span_threshold = t
+        pred = [{i for s in r.spans if s.category in SPAN_CATEGORIES for i in range(s.start, s.end)}
+                for r in moderator.moderate(texts, spans=True)]
+        scores[t] = semeval_f1(pred, gold)
+    best = max(scores, key=scores.get)
+    moderator.span_threshold = best
+    return best, scores
