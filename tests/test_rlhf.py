@@ -67,21 +67,56 @@ def toy_rl(taxonomy):
             np.zeros((8, 4), dtype=np.float32))
 
 
-def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):
-    names, target, policy, texts, reward, emb = toy_rl(taxonomy)
-    gold = np.tile(target, (8, 1))
-    before = (policy.predict_proba(texts) >= 0.5).astype(int)
-    assert not (before == target).all()
-    cfg = RLConfig(steps=80, batch_texts=8, group_size=8, lr=5e-3, kl_beta=0.02, eval_every=20, hack_patience=99)
-    history = train_rl(policy, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
-                       cfg, log=lambda *a: None)
-    after = (policy.predict_proba(texts) >= 0.5).astype(int)
-    assert (after == target).all(), after
-    kls = [r["kl"] for r in history.rows if r.get("kl") is not None]
-    assert max(kls) < 25.0  # the KL leash holds the policy near the reference
-    assert history.rows[-1]["heldout_utility"] == 0.0
-    evals = [(r["step"], r["heldout_utility"]) for r in history.rows if "heldout_utility" in r]
-    assert history.best_step == next(s for s, u in evals if u == 0.0)  # the first to reach the best, not a later tie
+def test_rl_config_refuses_bad_values_naming_them():
+    from moderation.errors import ConfigError
+
+    for field in ("steps", "batch_texts", "ppo_epochs", "clip", "lr", "eval_every", "hack_patience", "max_length"):
+        with pytest.raises(ConfigError, match=field):
+            RLConfig(**{field: 0})
+    assert RLConfig(group_size=2).group_size == 2  # two samples are enough to compare
+    for bad in ({"group_size": 1}, {"kl_beta": -0.1}):
+        with pytest.raises(ConfigError, match="group_size must be >= 2 and kl_beta >= 0"):
+            RLConfig(**bad)
+
+
+def test_group_advantages_stay_bounded_when_rewards_barely_differ():
+    a = _group_advantages(torch.tensor([[0.0, 2e-6], [5.0, 5.0]]))
+    assert a.abs().max() < 1.0  # eps is added to the spread: near-equal rewards give near-zero advantages
+    assert torch.equal(a[1], torch.zeros(2))
+
+
+def test_ppo_loss_clips_the_ratio_on_the_side_the_advantage_points():
+    from moderation.training.policy import label_set_log_prob
+    from moderation.training.rl import ppo_loss
+
+    z = torch.tensor([[0.3, -1.0], [1.2, 0.4], [-0.5, 0.8], [0.0, 0.0]])
+    y = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 1.0]], [[0.0, 0.0]]])  # (B, G=1, C)
+    ratio = torch.tensor([[1.5], [0.5], [1.5], [0.9]])
+    adv = torch.tensor([[1.0], [-1.0], [-1.0], [1.0]])
+    logp_old = label_set_log_prob(z, y) - torch.log(ratio)
+    loss, pg, kl = ppo_loss(z, y, logp_old, adv, z.clone(), clip=0.2, kl_beta=0.5)
+    # min(r*A, clip(r, 0.8, 1.2)*A): 1.2 (capped gain), -0.8 (capped: the clipped loss is the larger one),
+    # -1.5 (an unclipped loss), 0.9 (inside the band)
+    assert pg.item() == pytest.approx(-(1.2 - 0.8 - 1.5 + 0.9) / 4, abs=1e-5)
+    assert kl.item() == pytest.approx(0.0, abs=1e-7) and loss.item() == pytest.approx(pg.item(), abs=1e-6)
+    _, _, kl_moved = ppo_loss(z, y, logp_old, adv, z + 1.0, clip=0.2, kl_beta=0.5)
+    loss_moved, pg_moved, _ = ppo_loss(z, y, logp_old, adv, z + 1.0, clip=0.2, kl_beta=0.5)
+    assert kl_moved.item() > 0 and loss_moved.item() == pytest.approx(pg_moved.item() + 0.5 * kl_moved.item(), abs=1e-6)
+
+
+def test_reward_hacking_needs_a_strict_rise_and_a_strict_fall():
+    from moderation.training.rl import RewardHackingGuard
+
+    start = {"heldout_rm_reward": 1.0, "heldout_utility": 0.5}
+    guard = RewardHackingGuard(1, start)
+    assert not guard.update({"heldout_rm_reward": 1.0, "heldout_utility": 0.4})  # reward flat: no hacking
+    assert not guard.update({"heldout_rm_reward": 2.0, "heldout_utility": 0.4})  # utility flat: no hacking
+    assert guard.update({"heldout_rm_reward": 3.0, "heldout_utility": 0.3})
+    patient = RewardHackingGuard(2, start)
+    assert not patient.update({"heldout_rm_reward": 2.0, "heldout_utility": 0.4})
+    assert not patient.update({"heldout_rm_reward": 1.0, "heldout_utility": 0.5})  # a good evaluation resets the count
+    assert not patient.update({"heldout_rm_reward": 2.0, "heldout_utility": 0.4})
+    assert patient.update({"heldout_rm_reward": 3.0, "heldout_utility": 0.3})
 
 
 def test_train_reward_and_rl_commands_on_a_real_feedback_store(tmp_path, tiny_checkpoint, examples, taxonomy):
@@ -116,20 +151,6 @@ def test_train_reward_and_rl_commands_on_a_real_feedback_store(tmp_path, tiny_ch
     assert (tmp_path / "rl" / "policy_config.json").is_file() and (tmp_path / "rl" / "rl_curves.png").is_file()
     history = json.loads((tmp_path / "rl" / "rl_history.json").read_text())
     assert history["rows"][0]["kl"] == 0.0 and len(history["rows"]) >= 2
-
-
-def test_rl_stops_when_the_reward_model_and_the_reviewers_disagree(taxonomy):
-    """The reward model wants `target`; held-out reviewers marked its complement. Chasing the reward raises its
-    score while utility falls: the guard must stop training and put back the best-utility (starting) policy."""
-    names, target, policy, texts, reward, emb = toy_rl(taxonomy)
-    gold = np.tile(1 - target, (8, 1))  # what reviewers actually said
-    before = policy.predict_proba(texts)
-    cfg = RLConfig(steps=200, batch_texts=8, group_size=8, lr=5e-3, kl_beta=0.0, eval_every=10, hack_patience=1)
-    history = train_rl(policy, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
-                       cfg, log=lambda *a: None)
-    assert history.stopped_for_reward_hacking and history.rows[-1]["step"] < 200
-    assert history.best_step == 0
-    assert np.allclose(policy.predict_proba(texts), before, atol=1e-5)  # the starting policy is back
 
 
 def test_reward_model_round_trips_through_its_files(tmp_path):
@@ -297,3 +318,36 @@ def test_rl_draws_distinct_texts_per_step_and_samples_at_its_temperature(taxonom
     moved = train_rl(warm, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
                      RLConfig(**{**cfg.__dict__, "sample_temperature": 1.0}), log=lambda *a: None)
     assert max(r["kl"] for r in moved.rows[1:]) > 1e-3
+
+
+# The two longest RL runs come last: a mutation run stops at the first failing test (-x), so the quick
+# tests above catch most mutants before these start.
+def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):
+    names, target, policy, texts, reward, emb = toy_rl(taxonomy)
+    gold = np.tile(target, (8, 1))
+    before = (policy.predict_proba(texts) >= 0.5).astype(int)
+    assert not (before == target).all()
+    cfg = RLConfig(steps=80, batch_texts=8, group_size=8, lr=5e-3, kl_beta=0.02, eval_every=20, hack_patience=99)
+    history = train_rl(policy, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
+                       cfg, log=lambda *a: None)
+    after = (policy.predict_proba(texts) >= 0.5).astype(int)
+    assert (after == target).all(), after
+    kls = [r["kl"] for r in history.rows if r.get("kl") is not None]
+    assert max(kls) < 25.0  # the KL leash holds the policy near the reference
+    assert history.rows[-1]["heldout_utility"] == 0.0
+    evals = [(r["step"], r["heldout_utility"]) for r in history.rows if "heldout_utility" in r]
+    assert history.best_step == next(s for s, u in evals if u == 0.0)  # the first to reach the best, not a later tie
+
+
+def test_rl_stops_when_the_reward_model_and_the_reviewers_disagree(taxonomy):
+    """The reward model wants `target`; held-out reviewers marked its complement. Chasing the reward raises its
+    score while utility falls: the guard must stop training and put back the best-utility (starting) policy."""
+    names, target, policy, texts, reward, emb = toy_rl(taxonomy)
+    gold = np.tile(1 - target, (8, 1))  # what reviewers actually said
+    before = policy.predict_proba(texts)
+    cfg = RLConfig(steps=200, batch_texts=8, group_size=8, lr=5e-3, kl_beta=0.0, eval_every=10, hack_patience=1)
+    history = train_rl(policy, reward, texts, emb, taxonomy, texts, gold, np.ones_like(gold), emb, np.full(len(names), 0.5),
+                       cfg, log=lambda *a: None)
+    assert history.stopped_for_reward_hacking and history.rows[-1]["step"] < 200
+    assert history.best_step == 0
+    assert np.allclose(policy.predict_proba(texts), before, atol=1e-5)  # the starting policy is back
