@@ -37,11 +37,11 @@ from moderation.runtime import Moderator  # noqa: E402
 from moderation.spans import char_f1  # noqa: E402
 from moderation.training.spans import SPAN_CATEGORIES  # noqa: E402
 from moderation.training.data import (  # noqa: E402
-    _read_csv,
     load_examples,
     normalise_for_dedup,
     resolve_data_dir,
     semeval_span_test,
+    semeval_spans,
     split_of,
 )
 
@@ -116,9 +116,9 @@ def quality(mod: Moderator, root: Path) -> dict:
             by_source[s["source"]] = by_source.get(s["source"], 0) + 1
     report["spans_by_source"] = by_source
     report["identity_audit"] = identity_audit(mod, texts, spans)
-    trial = _read_csv(root / "toxic_spans" / "semeval2021_tsd_trial.csv")
-    tpred, _ = predicted_offsets(mod, [r["text"] for r in trial])
-    report["trial"] = f1_report(tpred, [set(json.loads(r["spans"])) for r in trial])
+    trial = semeval_spans(root, "trial")
+    tpred, _ = predicted_offsets(mod, [t for t, _ in trial])
+    report["trial"] = f1_report(tpred, [set(g) for _, g in trial])
     report["examples"] = [{"text": t[:300], "gold": sorted(g)[:60], "spans": s}
                           for t, g, s in list(zip(texts, gold, spans))[:25]]
     return report

@@ -27,7 +27,7 @@ class Span:
     end: int
     category: str
     score: float
-    source: str  # SPAN_HEAD or CATEGORY_TOKENS
+    source: str  # SPAN_HEAD, CATEGORY_TOKENS or SEGMENT
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from moderation.errors import ConfigError
-from moderation.training.policy import PolicyConfig, PolicyModel, SpanHead
+from moderation.training.policy import PolicyModel, SpanHead
 from moderation.spans import token_char_ranges, spans_from_token_probs, char_f1
-from moderation.training.data import _read_csv, normalise_for_dedup, reserved_benchmark_keys
+from moderation.training.data import _read_csv, normalise_for_dedup, reserved_benchmark_keys, semeval_spans
 from moderation.windows import normalizer_for
 
 SPAN_TYPES = {"Insult": "toxic", "Profane/Obscene": "toxic", "Other Toxicity": "toxic",
@@ -74,8 +74,7 @@ def load_span_posts(root: Path) -> list[SpanPost]:
             marked[category].append((a, b))
         raters[row["comment_id"]].append(dict(marked))
     reserved = reserved_benchmark_keys(root)
-    trial = {normalise_for_dedup(r["text"]): frozenset(json.loads(r["spans"]))
-             for r in _read_csv(d / "semeval2021_tsd_trial.csv")}
+    trial = {normalise_for_dedup(text): frozenset(gold) for text, gold in semeval_spans(root, "trial")}
     out = []
     for row in _read_csv(d / "comments.csv.gz"):
         text, who = row["comment_text"], raters.get(row["comment_id"], [])
