@@ -18,7 +18,7 @@ Tests and benchmarks exercise exactly the path a human reviewer's annotation tak
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from labeling.client import call, list_tasks
 from labeling.config import CATEGORIES, RANK, TEXT, UNSURE
 from moderation.feedback import Judgment
 from moderation.taxonomy import Taxonomy
-from moderation.training.data import Example
+from moderation.training.data import SOURCE_TABLE, Example
 
 
 @dataclass
@@ -174,6 +174,20 @@ def simulate(client, url: str, project_id: int, examples: dict[str, Example], ta
             made += 1
     return {"tasks": len(todo), "annotations": made, "not_simulatable": sum(reasons.values()),
             "not_simulatable_reasons": dict(reasons), "reviewers": reviewers}
+
+
+def with_adjudicated_annotator(example: Example) -> Example:
+    """`example` with its source's published (adjudicated) label as its one annotator, for sources that do
+    not release per-annotator labels (OLID, the YouTube spam collection, ...). Only the categories the
+    source's annotators judged are kept (`SourceRule.labels`), never the categories our loader fills in on
+    domain grounds (`assumed_negative`, `negative_if_clean`): a simulated reviewer still says only what real
+    annotators said, but without their disagreement. Examples with per-annotator labels are returned as
+    they are."""
+    if example.annotators:
+        return example
+    judged = {c: int(float(example.labels[c]) >= 0.5) for c in SOURCE_TABLE[example.source].labels
+              if example.labels.get(c) is not None}
+    return replace(example, annotators=[("adjudicated", judged)] if judged else [])
 
 
 def simulatable_examples(examples: list[Example]) -> dict[str, Example]:

@@ -6,6 +6,9 @@
       taxonomy.toml     the policy the model was trained for
       thresholds.json   review / block thresholds per category, tuned on validation data
       card.md           data sources and licenses, metrics, intended use, limits
+      policy.safetensors (optional) the torch policy as a 4-bit delta over the base weights, for the
+                        feedback loop to start from (moderation/training/policy_delta.py); the runtime
+                        never reads it
       manifest.json     version, settings and the sha256 of every file above (verified on load)
 
 Runtime-safe: standard library only.
@@ -22,6 +25,7 @@ from pathlib import Path
 from moderation.errors import ModerationError
 
 PACKAGE_FILES = ("model.onnx", "tokenizer.json", "taxonomy.toml", "thresholds.json", "card.md")
+OPTIONAL_FILES = ("policy.safetensors",)  # listed and verified when present
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
@@ -73,7 +77,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_manifest(package_dir: Path, info: dict) -> dict:
-    files = {name: {"sha256": sha256_of(package_dir / name), "bytes": (package_dir / name).stat().st_size} for name in PACKAGE_FILES}
+    names = PACKAGE_FILES + tuple(n for n in OPTIONAL_FILES if (package_dir / n).is_file())
+    files = {name: {"sha256": sha256_of(package_dir / name), "bytes": (package_dir / name).stat().st_size} for name in names}
     manifest = {"format": FORMAT_VERSION, **info, "files": files}
     atomic_write_text(package_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -99,7 +104,11 @@ def read_manifest(package_dir: Path, verify: bool = True) -> dict:
             raise ModelPackageError(f"{mpath}: does not list {name}")
         if not (package_dir / name).is_file():
             raise ModelPackageError(f"{package_dir / name}: missing from the model package")
-    for name in PACKAGE_FILES:
+    listed_optional = tuple(n for n in OPTIONAL_FILES if n in files)
+    for name in listed_optional:
+        if not (package_dir / name).is_file():
+            raise ModelPackageError(f"{package_dir / name}: listed in the manifest but missing from the model package")
+    for name in PACKAGE_FILES + listed_optional:
         path = package_dir / name
         if verify:
             expected = files[name].get("sha256")

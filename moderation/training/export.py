@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from moderation.errors import ConfigError, GateRefused
-from moderation.package import atomic_write_text, write_manifest
+from moderation.package import atomic_write_text, read_manifest, write_manifest
 from moderation.taxonomy import Taxonomy
 from moderation.training.data import SOURCE_TABLE, Example, label_matrix
 from moderation.training.evaluate import Thresholds, auprc, evaluate_examples, tune_on_validation
@@ -58,6 +58,7 @@ class ExportConfig:
     max_abs_diff: float | None = None  # None: the mode's default, MAX_ABS_DIFF
     max_auprc_drop: float = 0.005
     parity_examples: int = 2000
+    attach_policy: bool = True  # ship the torch policy as a 4-bit delta (policy_delta.py), ~12 MB
     name: str = "moderation-policy"
 
     def __post_init__(self):  # checked when built, before any model is loaded
@@ -347,6 +348,12 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         info["parity"] = {k: parity[k] for k in ("n", "max_abs_diff", "p999_abs_diff", "mean_abs_diff")}
         info["test_macro_auprc"] = None if test_report is None else test_report["macro_auprc"]
         manifest = write_manifest(work, info)
+        if cfg.attach_policy:  # the torch policy, so that `moderate loop` can start from this package
+            from moderation.training.policy_delta import attach_policy
+
+            n = min(len(texts), 300)
+            info["policy"] = attach_policy(work, model, texts[:n], log=log, reference=torch_probs[:n])
+            manifest = read_manifest(work, verify=False)
         (work / "export_report.json").write_text(json.dumps({"parity": parity, "test": test_report,
                                                               "seconds": round(time.time() - started, 1)}, indent=2))
         from moderation.package import current_umask

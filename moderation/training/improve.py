@@ -116,7 +116,13 @@ def fit_reward(policy: PolicyModel, train_js: list[Judgment], held_js: list[Judg
     model = train_reward(emb, *pairs_to_arrays(tr, index), rcfg, init_policy=policy, log=log)
     report = {"pairs_train": len(tr), "pairs_heldout": len(te), "items_train": len(train_js), "items_heldout": len(held_js)}
     report.update(baseline_accuracies(policy, model, emb, index, te))
-    log(f"reward model: held-out pairwise accuracy {report['accuracy_reward_model']:.3f} (Hamming to greedy "
+    # The same reward model before any review shaped it (its beliefs are the policy's own scores): what the
+    # reviews taught it is the distance from here, not from chance.
+    start = RewardModel(rcfg)
+    start.init_from_policy(policy)
+    report["accuracy_reward_model_start"] = pairwise_accuracy(start.eval(), emb, *pairs_to_arrays(te, index)) if te else float("nan")
+    log(f"reward model: held-out pairwise accuracy {report['accuracy_reward_model']:.3f} (untrained start "
+        f"{report['accuracy_reward_model_start']:.3f}, Hamming to greedy "
         f"{report['accuracy_hamming_to_greedy']:.3f}, policy log-prob {report['accuracy_policy_log_prob']:.3f}; "
         f"{len(te)} held-out pairs)")
     return model, report

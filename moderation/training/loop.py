@@ -87,9 +87,9 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     if prod is None:
         raise RuntimeError(f"the registry at {registry.root} has no production model; register one first "
                            "(moderate registry add models/default --checkpoint CHECKPOINT)")
-    checkpoint = policy_checkpoint or registry.resolve(prod.checkpoint)
-    if checkpoint is None or not (Path(checkpoint) / "policy_config.json").is_file():
-        raise RuntimeError(f"production {prod.version} has no torch checkpoint to start RL from; pass --policy CHECKPOINT")
+    checkpoint = policy_checkpoint or registry.resolve(prod.checkpoint) or production_checkpoint(registry, prod, log)
+    if not (Path(checkpoint) / "policy_config.json").is_file():
+        raise RuntimeError(f"{checkpoint} is not a torch policy checkpoint (no policy_config.json) to start RL from")
     version = registry.next_version()
     report.update(version=version, parent=prod.version)
 
@@ -245,6 +245,35 @@ def verdict(report: dict) -> str:
     return "\n".join(lines)
 
 
+def production_checkpoint(registry, prod, log=print) -> Path:
+    """Production's torch checkpoint, rebuilt once from the policy its package carries (policy_delta.py) and
+    remembered in the registry; a package without one needs --policy."""
+    from moderation.training.policy_delta import checkpoint_from_package, has_policy
+
+    package = registry.resolve(prod.package)
+    if not has_policy(package):
+        raise RuntimeError(f"production {prod.version} has no torch checkpoint to start RL from, and its package carries "
+                           "no torch policy (exported before 0.4.2); pass --policy CHECKPOINT")
+    out = registry.root / "checkpoints" / prod.version
+    log(f"[loop] rebuilding production {prod.version}'s torch policy from its package into {out}…")
+    checkpoint = checkpoint_from_package(package, out)
+    prod.checkpoint = registry._rel(checkpoint)
+    registry.save()
+    return checkpoint
+
+
+def register_shipped_model(registry, log=print):
+    """An empty registry starts from the shipped model package (models/default), as production."""
+    from moderation.runtime import default_model_path
+    from moderation.training.registry import add_package
+
+    package = default_model_path()
+    log(f"[loop] the registry at {registry.root} is empty: registering the shipped model {package} as production")
+    v = add_package(registry, package, None, None, lambda tax: [], log=log)
+    registry.promote(v.version)
+    return registry.production()
+
+
 def run_from_registry(cfg: LoopConfig, client, url: str, registry, store_dir: Path, data_dir, rows=None, source: str | None = None,
                       policy_checkpoint: Path | None = None, log=print) -> dict:
     """`moderate loop`: one iteration starting from the registry's production model. Candidates are `rows`
@@ -255,9 +284,7 @@ def run_from_registry(cfg: LoopConfig, client, url: str, registry, store_dir: Pa
     from moderation.taxonomy import load_taxonomy
     from moderation.training.data import Example, load_examples
 
-    prod = registry.production()
-    if prod is None:
-        raise ModerationError(f"{registry.root}: no production model yet; first `moderate registry add PACKAGE --checkpoint CHECKPOINT`")
+    prod = registry.production() or register_shipped_model(registry, log)
     taxonomy = load_taxonomy(registry.resolve(prod.package) / "taxonomy.toml")
     examples = load_examples(data_dir, taxonomy=taxonomy, seed=0)
     if rows is not None:
