@@ -20,6 +20,8 @@ Variants at equal budget (the same reviewed items):
   thr     no-X model with per-category thresholds re-tuned for utility on the reviewed items
   recal   no-X model recalibrated per category (Platt, pulled to the identity) on the reviewed items
   sft     LoRA fine-tuning on the reviewers' corrected label sets (the loop's `--method sft`)
+  sft_replay  the same, with as many training-split examples of the no-X model's own sources replayed in
+          every batch (improve.Replay)
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
 
@@ -49,7 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recalibrated on the reviewed items",
-            "sft": "SFT on corrections", "rl": "reward model + RL"}
+            "sft": "SFT on corrections", "sft_replay": "SFT on corrections + replay of the training data",
+            "rl": "reward model + RL"}
 REVIEWED_VARIANTS = tuple(VARIANTS)
 STRATEGIES = ("uncertainty", "random")
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
@@ -133,7 +136,7 @@ def main() -> None:
     from moderation.taxonomy import load_taxonomy
     from moderation.training.baselines import Recalibration, utility_thresholds
     from moderation.training.data import SOURCE_TABLE, label_matrix, load_examples
-    from moderation.training.improve import ImproveConfig, consensus, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
+    from moderation.training.improve import ImproveConfig, Replay, consensus, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
     from moderation.training.policy import PolicyModel
     from moderation.training.rl import RLConfig
 
@@ -172,6 +175,10 @@ def main() -> None:
         args.out.write_text(json.dumps(results, indent=2))
 
     base = PolicyModel.load(args.no_x).eval()
+    # Replay for sft_replay: the no-X model's own training sources (never X), a fixed sample
+    seen = [e for e in examples if e.split == "train" and e.source not in excluded]
+    seen = [seen[i] for i in sorted(np.random.default_rng(7).choice(len(seen), min(20000, len(seen)), replace=False))]
+    replay = Replay([e.text for e in seen], *label_matrix(seen, tax.names))
     print(f"scoring {len(others)} other-source test items and {len(gate)} gate items with the no-X model…", flush=True)
     base_oth, base_gate = scores(base, [e.text for e in others]), scores(base, [e.text for e in gate])
     oracle_scores = {}
@@ -245,6 +252,13 @@ def main() -> None:
                         model = copy.deepcopy(base)
                         hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax, cfg, log=lambda m: None)
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
+                               scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
+                        del model
+                    if "sft_replay" in todo:
+                        model = copy.deepcopy(base)
+                        hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax, cfg,
+                                                  log=lambda m: None, replay=replay)
+                        record("sft_replay", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
                     if "rl" in todo:
@@ -330,7 +344,7 @@ def summarise(results: dict, out: Path) -> None:
     if not targets:
         return
     fig, axes = plt.subplots(len(targets), 2, figsize=(12, 4 * len(targets)), squeeze=False)
-    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:red")))
+    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:red")))
     for row, x in enumerate(targets):
         ref = results["reference"][x]
         for col, metric in enumerate(("utility", "macro_auprc")):

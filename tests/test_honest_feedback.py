@@ -218,3 +218,56 @@ def test_judgments_of_test_or_gate_items_never_reach_training(taxonomy):
     seen = {j.item_id for j in fb.train_js + fb.held_js}
     assert not seen & held_back and len(seen) == 37
     assert not {"text 3", "text 7", "text 20"} & set(fb.train_texts + fb.held_texts + fb.rl_pool)
+
+
+def test_an_adjudicated_annotator_says_only_what_the_sources_annotators_judged():
+    """Sources that publish one label per item (OLID, YouTube spam) replay that label, for the categories the
+    source judged: never the negatives our loader assumes on domain grounds, never a missing label."""
+    from labeling.simulate import with_adjudicated_annotator
+
+    olid = Example("olid_v1:1", "@USER you are a clown", "olid_v1",
+                   {"toxic": 0.5, "hate": 0.0, "violence": 0.0, "sexual": 0.0, "spam": 0.0, "self_harm": None, "misleading": None})
+    assert with_adjudicated_annotator(olid).annotators == [("adjudicated", {"toxic": 1})]  # UNT (0.5) is offensive
+    spam = Example("yt:1", "check out my channel", "youtube_spam_collection", {"spam": 1.0, "misleading": 0.0})
+    assert with_adjudicated_annotator(spam).annotators == [("adjudicated", {"spam": 1})]
+    unlabelled = Example("olid_v1:2", "x", "olid_v1", {"toxic": None, "spam": 0.0})
+    assert with_adjudicated_annotator(unlabelled).annotators == []  # nothing judged: nothing to replay
+    multi = Example("d:1", "x", "davidson_hate_offensive", {"toxic": 1.0}, annotators=[("a", {"toxic": 0})])
+    assert with_adjudicated_annotator(multi) is multi  # real per-annotator labels are kept as they are
+
+
+def test_replay_mixes_training_examples_into_every_correction_batch(taxonomy, monkeypatch):
+    """SFT with replay sees `ratio` replayed items per reviewed item in each batch, with their own mask."""
+    from moderation.training.improve import ImproveConfig, Replay, sft_on_corrections
+    from tests.conftest import make_tiny_policy
+
+    texts = [f"reviewed {i}" for i in range(8)]
+    judged = np.zeros((8, len(taxonomy)), np.float32)
+    judged[:, 0] = 1
+    gold = judged.copy()
+    replay = Replay([f"replayed {i}" for i in range(30)], np.ones((30, len(taxonomy)), np.float32),
+                    np.ones((30, len(taxonomy)), np.float32), ratio=1.0)
+    seen = []
+    policy = make_tiny_policy(taxonomy.names, finetune="lora")
+    original = policy.train_logits
+    policy.train_logits = lambda batch, **kw: (seen.append(list(batch)), original(batch, **kw))[1]
+    sft_on_corrections(policy, texts, gold, judged, texts[:2], gold[:2], judged[:2], taxonomy,
+                       ImproveConfig(sft_epochs=1, sft_batch=4), log=lambda m: None, replay=replay)
+    assert len(seen) == 2 and all(len(b) == 8 for b in seen)
+    assert all(sum(t.startswith("replayed") for t in b) == 4 for b in seen)
+    # and the replayed labels reach the loss: without replay, categories nobody judged get no gradient
+    # (every epoch counts as an improvement here, so the trained weights are kept, not the start)
+    import itertools
+
+    from moderation.training import improve
+
+    calls = itertools.count()
+    monkeypatch.setattr(improve, "heldout_utility", lambda *a, **k: float(next(calls)))
+    runs = []
+    for r in (None, replay):
+        p = make_tiny_policy(taxonomy.names, finetune="lora")
+        sft_on_corrections(p, texts, gold, judged, texts[:2], gold[:2], judged[:2], taxonomy,
+                           ImproveConfig(sft_epochs=1, sft_batch=4), log=lambda m: None, replay=r)
+        with torch.no_grad():
+            runs.append(torch.sigmoid(p.eval().text_logits(["replayed 3"]))[0])
+    assert not torch.allclose(runs[0][1:], runs[1][1:])

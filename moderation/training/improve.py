@@ -149,11 +149,26 @@ def baseline_accuracies(policy: PolicyModel, reward: RewardModel, emb: np.ndarra
 # ------------------------------------------------------------------ the supervised alternative
 
 
+@dataclass
+class Replay:
+    """Labelled examples the policy was trained on, mixed into every fine-tuning batch (`ratio` replayed
+    items per reviewed item), so that corrections about one platform's category do not redraw that
+    category's boundary everywhere else: 100 OLID corrections alone moved `toxic` on every other source
+    and cost utility on the gate split (benchmarks/adaptation.py)."""
+
+    texts: list[str]
+    targets: np.ndarray  # soft labels, taxonomy order
+    mask: np.ndarray  # 1 where the source labelled the category
+    ratio: float = 1.0
+
+
 def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, held_texts: list[str],
-                       held_gold: np.ndarray, held_judged: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig, log=print) -> dict:
+                       held_gold: np.ndarray, held_judged: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig, log=print,
+                       replay: Replay | None = None) -> dict:
     """Fine-tune `policy` in place (LoRA) with BCE on reviewers' corrected label sets, masked to the
-    categories they judged. The epoch with the best held-out utility is kept, the starting point
-    included: the same selection RL gets.
+    categories they judged (plus, with `replay`, the same loss on replayed training examples in every
+    batch). The epoch with the best held-out utility is kept, the starting point included: the same
+    selection RL gets.
     """
     from tqdm import tqdm
 
@@ -170,8 +185,14 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
         total = 0.0
         for s in tqdm(range(0, len(order), cfg.sft_batch), desc=f"sft on corrections {epoch}/{cfg.sft_epochs}", unit="batch", leave=False):
             b = order[s : s + cfg.sft_batch]
-            bce = F.binary_cross_entropy_with_logits(policy.train_logits([texts[i] for i in b]), y[b], reduction="none")
-            loss = (bce * m[b]).sum() / m[b].sum().clamp(min=1)
+            batch, yb, mb = [texts[i] for i in b], y[b], m[b]
+            if replay is not None and replay.texts:
+                r = rng.choice(len(replay.texts), max(1, int(round(replay.ratio * len(b)))), replace=False)
+                batch += [replay.texts[i] for i in r]
+                yb = torch.cat([yb, torch.from_numpy(np.asarray(replay.targets[r], dtype=np.float32))])
+                mb = torch.cat([mb, torch.from_numpy(np.asarray(replay.mask[r], dtype=np.float32))])
+            bce = F.binary_cross_entropy_with_logits(policy.train_logits(batch), yb, reduction="none")
+            loss = (bce * mb).sum() / mb.sum().clamp(min=1)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
