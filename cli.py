@@ -204,8 +204,8 @@ def loop_cmd(
     client, creds = review_client(ls_dir, url)
     rows = read_rows(input) if input is not None else None
     report = run_from_registry(cfg, client, creds.url, open_registry(registry), store, data_dir, rows, input, policy, log=say)
-    typer.echo(json.dumps({k: report.get(k) for k in ("version", "parent", "promoted", "gate", "export", "reward_model", "timings",
-                                                      "seconds")}, default=float))
+    typer.echo(json.dumps({k: report.get(k) for k in ("version", "parent", "promoted", "unchanged", "gate", "export", "reward_model",
+                                                      "timings", "seconds")}, default=float))
     if "int8_refused" in (report.get("export") or {}):
         typer.secho(f"INT8 export refused by the parity gate, exported in fp32: {report['export']['int8_refused']}",
                     fg=typer.colors.YELLOW, err=True)

@@ -123,7 +123,7 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     FeedbackStore(tmp_path / "feedback", taxonomy.names).add([Judgment(
         "elsewhere:1", leaked.id, leaked.text, "someone", "0.1.0", gold=(1,) * len(taxonomy),
         ranking=[(0,) * len(taxonomy), (1,) * len(taxonomy)])])
-    cfg = LoopConfig(project="loop test", n=30, simulate=True, unlabelled=20,
+    cfg = LoopConfig(project="loop test", n=30, simulate=True, unlabelled=20, always_export=True,
                      improve=ImproveConfig(rl=RLConfig(steps=4, batch_texts=8, group_size=4, eval_every=2)))
     store = FeedbackStore(tmp_path / "feedback", taxonomy.names)
     report = run_iteration(cfg, connect(creds), creds.url, reg, store, small, taxonomy, candidates,
@@ -145,7 +145,7 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     assert (reg.resolve(cand.checkpoint) / "policy_config.json").is_file()
     assert (reg.resolve(cand.checkpoint) / "rl_curves.png").is_file()
     # a second iteration pushes new items only
-    again = run_iteration(LoopConfig(project="loop test", n=10, simulate=True, method="sft", unlabelled=5,
+    again = run_iteration(LoopConfig(project="loop test", n=10, simulate=True, method="sft", unlabelled=5, always_export=True,
                                      improve=ImproveConfig(sft_epochs=1)),
                           connect(creds), creds.url, reg, store, small, taxonomy, candidates,
                           # a parity bound INT8 weights cannot meet: the loop falls back to an exact fp32 export
@@ -189,3 +189,18 @@ def test_loop_command_ends_with_a_verdict_on_stderr_and_json_on_stdout(label_stu
     assert report["version"] in verdict
     assert ("rollback" in verdict) if report["promoted"] else ("next:" in verdict)
     assert "matmul_nbits_quantizer" not in r.stderr and "[INFO]" not in r.stderr  # library noise stays off
+
+
+def test_a_policy_that_kept_its_start_is_not_exported_and_the_verdict_says_why():
+    from moderation.training.loop import unchanged_reason, verdict
+
+    assert unchanged_reason({"rl": {"best_step": 0}}, "rl") == "RL's best step was its start"
+    assert unchanged_reason({"rl": {"best_step": 25}}, "rl") is None
+    assert unchanged_reason({"sft": {"best_epoch": 0}}, "sft") == "SFT's best epoch was its start"
+    assert unchanged_reason({"sft": {"best_epoch": 0}, "rl": {"best_step": 50}}, "sft+rl") is None  # RL moved
+    assert unchanged_reason({"sft": {"best_epoch": 2}, "rl": {"best_step": 0}}, "sft+rl") is None  # SFT moved
+    both = unchanged_reason({"sft": {"best_epoch": 0}, "rl": {"best_step": 0}}, "sft+rl")
+    assert both == "SFT's best epoch was its start; RL's best step was its start"
+    text = verdict({"version": "0.4.3", "parent": "0.4.2", "promoted": False, "unchanged": "RL's best step was its start"})
+    assert text.startswith("NOT PROMOTED: no candidate 0.4.3: RL's best step was its start; production stays 0.4.2.")
+    assert "next:" in text

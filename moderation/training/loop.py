@@ -47,6 +47,7 @@ class LoopConfig:
     unlabelled: int = 1000  # unreviewed candidate texts added to the RL pool
     improve: ImproveConfig = field(default_factory=lambda: ImproveConfig(rl=RLConfig(steps=100)))
     max_auprc_drop: float = 0.01
+    always_export: bool = False  # export and gate even when training kept its starting point (tests, audits)
     seed: int = 0
 
     def __post_init__(self):
@@ -147,6 +148,15 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
                         "rows": hist.rows}
     policy.save(out_ckpt)
     step("improve", t)
+    unchanged = unchanged_reason(report, cfg.method)
+    if unchanged and not cfg.always_export:
+        # Nothing beat the starting point on the held-out reviewed items: the candidate is production again.
+        # Exporting and gating it would take a quarter of an hour to say so.
+        report["unchanged"] = f"{unchanged}, on {len(fb.held_texts)} held-out reviewed items"
+        report["promoted"], report["timings"] = False, timings
+        report["seconds"] = round(sum(timings.values()), 1)
+        log(f"[loop] no candidate: {report['unchanged']}")
+        return report
 
     # 7. export (its own parity gate), metrics on test
     t = time.time()
@@ -193,6 +203,17 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     return report
 
 
+def unchanged_reason(report: dict, method: str) -> str | None:
+    """Why the improved policy is the starting point itself (every training step of `method` kept its start,
+    judged on held-out reviewed items), or None when something moved."""
+    kept = []
+    if "sft" in method.split("+") and report.get("sft", {}).get("best_epoch") == 0:
+        kept.append("SFT's best epoch was its start")
+    if "rl" in method.split("+") and report.get("rl", {}).get("best_step") == 0:
+        kept.append("RL's best step was its start")
+    return "; ".join(kept) if len(kept) == len(method.split("+")) else None
+
+
 def _wait_for_reviews(client, url: str, project_id: int, pushed: set[str], cfg: LoopConfig, log) -> dict:
     """Poll until every pushed item has a submitted review or `wait_seconds` pass (Ctrl-C stops waiting)."""
     from tqdm import tqdm
@@ -226,6 +247,10 @@ def verdict(report: dict) -> str:
                 f"  production stays {parent}.\n"
                 "  next: the candidate moved too far for the export's parity gate; retry with fewer --rl-steps "
                 "or a larger --kl-beta (e.g. --rl-steps 50 --kl-beta 0.2).")
+    if report.get("unchanged"):
+        return (f"NOT PROMOTED: no candidate {version}: {report['unchanged']}; production stays {parent}.\n"
+                "  next: review more items (--n 1000) so the held-out reviews can tell a better model, or try "
+                "--method sft")
     gate = report.get("gate") or {}
     reasons = gate.get("reasons") or []
     if report.get("promoted"):
