@@ -330,9 +330,27 @@ def summarise(results: dict, out: Path) -> None:
     for (x, strategy, budget), r in sorted(rms.items()):
         acc, start, ham = (_ms([d.get(k) for d in r]) for k in ("accuracy_reward_model", "accuracy_reward_model_start", "accuracy_hamming_to_greedy"))
         rm_lines.append(f"| {x} | {strategy} | {budget} | {acc[0]:.3f} ± {acc[1]:.3f} | {start[0]:.3f} ± {start[1]:.3f} | {ham[0]:.3f} | {acc[2]} |")
+    # Active learning: does the queue's uncertainty sampling reach random sampling's quality with at most
+    # half the reviews? Compared where the budgets allow (uncertainty at b against random at >= 2b).
+    al_lines = ["", "| target | variant | uncertainty reviews | random reviews | utility (unc / rand) | AUPRC (unc / rand) | as good with half or fewer |",
+                "|---|---|---|---|---|---|---|"]
+    active = []
+    budgets = sorted({int(k.split("|")[2]) for k in summary})
+    for x in results["reference"]:
+        for v in VARIANTS:
+            for b in budgets:
+                for b2 in [b2 for b2 in budgets if b2 >= 2 * b][:1]:
+                    u, r = summary.get(f"{x}|uncertainty|{b}|{v}"), summary.get(f"{x}|random|{b2}|{v}")
+                    if not u or not r:
+                        continue
+                    ok = u["utility"][0] >= r["utility"][0] and u["macro_auprc"][0] >= r["macro_auprc"][0]
+                    active.append({"target": x, "variant": v, "uncertainty": b, "random": b2, "as_good": ok})
+                    al_lines.append(f"| {x} | {v} | {b} | {b2} | {u['utility'][0]:.4f} / {r['utility'][0]:.4f} | "
+                                    f"{u['macro_auprc'][0]:.4f} / {r['macro_auprc'][0]:.4f} | {'yes' if ok else 'no'} |")
     results["summary"] = summary
-    out.with_suffix(".md").write_text("\n".join(lines + rm_lines) + "\n")
-    print("\n".join(lines + rm_lines))
+    results["active_learning"] = active
+    out.with_suffix(".md").write_text("\n".join(lines + rm_lines + al_lines) + "\n")
+    print("\n".join(lines + rm_lines + al_lines))
     try:
         import matplotlib
 
