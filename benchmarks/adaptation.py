@@ -22,6 +22,8 @@ Variants at equal budget (the same reviewed items):
   sft     LoRA fine-tuning on the reviewers' corrected label sets (the loop's `--method sft`)
   sft_replay  the same, with as many training-split examples of the no-X model's own sources replayed in
           every batch (improve.Replay)
+  sft_replay_cal  sft_replay, then its Platt calibration re-fitted on 3,000 validation examples of those
+          sources plus the reviewed items (improve.recalibrate), as supervised training ends
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
 
@@ -52,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recalibrated on the reviewed items",
             "sft": "SFT on corrections", "sft_replay": "SFT on corrections + replay of the training data",
-            "rl": "reward model + RL"}
+            "sft_replay_cal": "the same, recalibrated on validation + the reviewed items", "rl": "reward model + RL"}
 REVIEWED_VARIANTS = tuple(VARIANTS)
 STRATEGIES = ("uncertainty", "random")
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
@@ -136,7 +138,7 @@ def main() -> None:
     from moderation.taxonomy import load_taxonomy
     from moderation.training.baselines import Recalibration, utility_thresholds
     from moderation.training.data import SOURCE_TABLE, label_matrix, load_examples
-    from moderation.training.improve import ImproveConfig, Replay, consensus, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
+    from moderation.training.improve import ImproveConfig, Replay, consensus, recalibrate, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
     from moderation.training.policy import PolicyModel
     from moderation.training.rl import RLConfig
 
@@ -179,6 +181,8 @@ def main() -> None:
     seen = [e for e in examples if e.split == "train" and e.source not in excluded]
     seen = [seen[i] for i in sorted(np.random.default_rng(7).choice(len(seen), min(20000, len(seen)), replace=False))]
     replay = Replay([e.text for e in seen], *label_matrix(seen, tax.names))
+    val_seen = [e for e in examples if e.split == "validation" and e.source not in excluded]
+    calibration_set = [val_seen[i] for i in sorted(np.random.default_rng(8).choice(len(val_seen), min(3000, len(val_seen)), replace=False))]
     print(f"scoring {len(others)} other-source test items and {len(gate)} gate items with the no-X model…", flush=True)
     base_oth, base_gate = scores(base, [e.text for e in others]), scores(base, [e.text for e in gate])
     oracle_scores = {}
@@ -254,12 +258,18 @@ def main() -> None:
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
-                    if "sft_replay" in todo:
+                    if "sft_replay" in todo or "sft_replay_cal" in todo:
                         model = copy.deepcopy(base)
                         hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax, cfg,
                                                   log=lambda m: None, replay=replay)
-                        record("sft_replay", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
-                               scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
+                        if "sft_replay" not in cell:
+                            record("sft_replay", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
+                                   scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
+                        if "sft_replay_cal" in todo:
+                            fitted = recalibrate(model, calibration_set, tr_texts + held_texts, np.r_[tr_gold, held_gold],
+                                                 np.r_[tr_judged, held_judged])
+                            record("sft_replay_cal", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
+                                   scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"], "calibration": fitted})
                         del model
                     if "rl" in todo:
                         rest = np.setdiff1d(np.arange(len(pool)), chosen)
@@ -362,7 +372,7 @@ def summarise(results: dict, out: Path) -> None:
     if not targets:
         return
     fig, axes = plt.subplots(len(targets), 2, figsize=(12, 4 * len(targets)), squeeze=False)
-    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:red")))
+    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:red")))
     for row, x in enumerate(targets):
         ref = results["reference"][x]
         for col, metric in enumerate(("utility", "macro_auprc")):

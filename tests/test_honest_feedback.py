@@ -271,3 +271,30 @@ def test_replay_mixes_training_examples_into_every_correction_batch(taxonomy, mo
         with torch.no_grad():
             runs.append(torch.sigmoid(p.eval().text_logits(["replayed 3"]))[0])
     assert not torch.allclose(runs[0][1:], runs[1][1:])
+
+
+def test_recalibration_after_fine_tuning_keeps_the_ranking_and_ignores_unjudged_categories(taxonomy):
+    from moderation.training.improve import recalibrate
+    from tests.conftest import make_tiny_policy
+
+    validation = [Example(f"v:{i}", f"validation text {i}", "s", {"toxic": float(i % 4 == 0), "spam": 0.0}) for i in range(40)]
+    texts = [f"reviewed {i}" for i in range(10)]
+    judged = np.zeros((10, len(taxonomy)), np.float32)
+    judged[:, 0] = 1
+    gold = judged.copy()  # every reviewed item toxic
+    probe = [f"probe {i}" for i in range(30)]
+    fitted = []
+    for unjudged_value in (0.0, 1.0):
+        g = gold.copy()
+        g[:, 1:] = unjudged_value  # what a reviewer did not judge must not matter
+        policy = make_tiny_policy(taxonomy.names)
+        before = policy.predict_proba(probe)
+        recalibrate(policy, validation, texts, g, judged)
+        after = policy.predict_proba(probe)
+        fitted.append((policy.log_temperature.clone(), policy.calibration_bias.clone()))
+        for c in (0, len(taxonomy) - 1):  # toxic and spam were fitted
+            assert (np.argsort(before[:, c], kind="stable") == np.argsort(after[:, c], kind="stable")).all()
+    assert torch.equal(fitted[0][0], fitted[1][0]) and torch.equal(fitted[0][1], fitted[1][1])
+    spam = taxonomy.names.index("spam")
+    assert fitted[0][1][spam] == 0.0 and fitted[0][0][spam] == 0.0  # no spam positive: too few to fit, identity kept
+    assert fitted[0][1][0] != 0.0  # toxic: 10 validation and 10 reviewed positives, fitted

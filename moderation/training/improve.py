@@ -208,6 +208,20 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     return {"best_epoch": best_epoch, "best_heldout_utility": best, "history": history}
 
 
+def recalibrate(policy: PolicyModel, validation: list, texts: list[str], gold: np.ndarray, judged: np.ndarray) -> dict:
+    """Re-fit `policy`'s Platt calibration (in place) after fine-tuning, on labelled validation examples of
+    the sources it was trained on plus the reviewed items (their judged categories only), as supervised
+    training does after its last epoch. Fine-tuning on one platform's corrections moves a category's bias
+    for every platform (100 YouTube spam reviews, half of them spam, raised `spam` everywhere); this puts
+    each category's probabilities back on its labels without touching its ranking."""
+    from moderation.training.data import Example
+    from moderation.training.sft import calibrate
+
+    reviewed = [Example(f"reviewed:{i}", t, "reviewed", {c: float(g) if k else None for c, g, k in zip(policy.categories, gold[i], judged[i])})
+                for i, t in enumerate(texts)]
+    return calibrate(policy, list(validation) + reviewed)
+
+
 def _snapshot(policy: PolicyModel) -> dict:
     return copy.deepcopy({k: v.detach().clone() for k, v in policy.state_dict().items()})
 
