@@ -204,3 +204,16 @@ def test_a_policy_that_kept_its_start_is_not_exported_and_the_verdict_says_why()
     text = verdict({"version": "0.4.3", "parent": "0.4.2", "promoted": False, "unchanged": "RL's best step was its start"})
     assert text.startswith("NOT PROMOTED: no candidate 0.4.3: RL's best step was its start; production stays 0.4.2.")
     assert "next:" in text
+
+
+def test_the_loops_sft_replays_train_split_examples_only(taxonomy, small_examples, monkeypatch):
+    from moderation.training import loop
+    from moderation.training.data import Example
+
+    assert loop.training_replay(small_examples["validation"] + small_examples["test"], taxonomy, 0) is None
+    train = [Example(f"t:{i}", f"train text {i}", "s", {"toxic": float(i % 2)}, split="train") for i in range(30)]
+    monkeypatch.setattr(loop, "REPLAY_ITEMS", 10)
+    replay = loop.training_replay(train + small_examples["test"] + small_examples["gate"], taxonomy, 0)
+    assert len(replay.texts) == 10 and all(t.startswith("train text") for t in replay.texts)
+    assert replay.targets.shape == replay.mask.shape == (10, len(taxonomy))
+    assert replay.mask[:, 0].all() and not replay.mask[:, 1:].any()  # only what the source labelled

@@ -140,7 +140,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     t = time.time()
     if cfg.method in ("sft", "sft+rl"):
         report["sft"] = sft_on_corrections(policy, fb.train_texts, fb.train_gold, fb.train_judged, fb.held_texts, fb.held_gold,
-                                           fb.held_judged, taxonomy, icfg, log=log)
+                                           fb.held_judged, taxonomy, icfg, log=log, replay=training_replay(examples, taxonomy, cfg.seed))
     if cfg.method in ("rl", "sft+rl"):
         hist = rl_on_feedback(policy, reward, embed, fb.rl_pool, fb.held_texts, fb.held_gold, fb.held_judged, taxonomy, icfg,
                               out_dir=out_ckpt, log=log)
@@ -201,6 +201,23 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     report["seconds"] = round(sum(timings.values()), 1)
     (package / "loop_report.json").write_text(json.dumps(report, indent=2, default=float))
     return report
+
+
+REPLAY_ITEMS = 20000
+
+
+def training_replay(examples, taxonomy, seed: int):
+    """Labelled train-split examples replayed in every SFT batch (improve.Replay): on the adaptation benchmark,
+    corrections alone moved their category on every other source; with replay they moved it less (docs/loop.md)."""
+    from moderation.training.data import label_matrix
+    from moderation.training.improve import Replay
+
+    train = [e for e in examples if e.split == "train"]
+    if not train:
+        return None
+    pick = np.random.default_rng(seed).choice(len(train), min(REPLAY_ITEMS, len(train)), replace=False)
+    train = [train[i] for i in sorted(pick)]
+    return Replay([e.text for e in train], *label_matrix(train, taxonomy.names))
 
 
 def unchanged_reason(report: dict, method: str) -> str | None:
