@@ -215,6 +215,7 @@ def main() -> None:
         print(f"[{x}] no-X {json.dumps(ref['no_x']['target'])}\n[{x}] oracle {json.dumps(ref['oracle']['target'])}", flush=True)
         items = [QueueItem(e.id, e.text, 1 / (1 + np.exp(-pool_logits[i])), e.source) for i, e in enumerate(pool)]
         index = {e.id: i for i, e in enumerate(pool)}
+        row_of_text = {e.text: i for i, e in enumerate(pool)}
 
         for seed in args.seeds:
             for strategy in args.strategies:
@@ -245,7 +246,7 @@ def main() -> None:
                         print(f"{key} {v}: utility {tgt['utility']:.4f} AUPRC {tgt['macro_auprc']:.4f}, falls {cell[v]['elsewhere']['falls']}, "
                               f"gate {'pass' if cell[v]['gate']['passed'] else 'refuse'} ({time.time() - t0:.0f}s)", flush=True)
 
-                    p_reviewed = scores(base, all_texts)
+                    p_reviewed = 1 / (1 + np.exp(-pool_logits[[row_of_text[t] for t in all_texts]]))  # scored already
                     if "thr" in todo:
                         t = utility_thresholds(p_reviewed, all_gold, all_judged, tax)
                         record("thr", *(shift_to_thresholds(p, t, cost_opt) for p in (base_x, base_oth, base_gate)), {"thresholds": t.tolist()})

