@@ -24,6 +24,8 @@ Variants at equal budget (the same reviewed items):
           every batch (improve.Replay)
   sft_replay_cal  sft_replay, then its Platt calibration re-fitted on 3,000 validation examples of those
           sources plus the reviewed items (improve.recalibrate), as supervised training ends
+  sft_leash  SFT on corrections with a KL leash to the no-X model on the same replayed texts (every
+          category; improve.Replay(leash=True)) instead of their labels
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
 
@@ -33,7 +35,9 @@ Metrics (first 256-token window, all variants alike):
   elsewhere every other source's test split (at most `--others-per-source` items each): per source and
             category, a paired bootstrap of the AUPRC change against the no-X model (gate.paired_gate);
             "falls" lists the source/categories that fell by more than 0.01 beyond their 90% bound
-  gate      the promotion gate (gate.py) on the whole gate split, candidate vs the no-X model
+  gate      the promotion gate (gate.py) on the whole gate split, candidate vs the no-X model: `gate` with
+            the whole-split utility rule, `gate_focus` with X's gate items as the reviewed platform (better
+            there, not worse elsewhere; what `moderate loop` runs)
 Results go to JSON after every cell (re-running with the same --out resumes), with a Markdown table and a
 PNG of the budget curves next to it.
 """
@@ -54,7 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recalibrated on the reviewed items",
             "sft": "SFT on corrections", "sft_replay": "SFT on corrections + replay of the training data",
-            "sft_replay_cal": "the same, recalibrated on validation + the reviewed items", "rl": "reward model + RL"}
+            "sft_replay_cal": "the same, recalibrated on validation + the reviewed items",
+            "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts", "rl": "reward model + RL"}
 REVIEWED_VARIANTS = tuple(VARIANTS)
 STRATEGIES = ("uncertainty", "random")
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
@@ -100,11 +105,12 @@ def elsewhere(probs, base, y, m, sources: np.ndarray, tax) -> dict:
     return {"falls": falls, "auprc_deltas": deltas, "macro_auprc": macro(auprc(probs, y, m))}
 
 
-def gate_result(cand, prod, y, m, tax) -> dict:
+def gate_result(cand, prod, y, m, tax, focus=None) -> dict:
     from moderation.training.gate import paired_gate
 
-    g = paired_gate(cand, prod, y, m, tax)
-    return {"passed": g.passed, "utility_delta": g.utility_delta, "utility_interval": g.utility_interval, "reasons": g.reasons}
+    g = paired_gate(cand, prod, y, m, tax, focus=focus)
+    return {"passed": g.passed, "utility_delta": g.utility_delta, "utility_interval": g.utility_interval, "reasons": g.reasons,
+            **({"focus": g.focus} if focus is not None else {})}
 
 
 def main() -> None:
@@ -123,6 +129,9 @@ def main() -> None:
     ap.add_argument("--rank-rule", choices=("agreement", "misses_first"), default="agreement")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/adaptation.json")
     ap.add_argument("--render-only", action="store_true", help="recompute the summary, table and plot from --out")
+    ap.add_argument("--redo", nargs="*", default=[], choices=list(VARIANTS), help="run these variants again where recorded")
+    ap.add_argument("--scores-dir", type=Path, default=ROOT / "runs/adaptation-scores",
+                    help="each candidate's scores (X test, others, gate) as .npy, to re-judge without retraining")
     args = ap.parse_args()
     if args.render_only:
         results = json.loads(args.out.read_text())
@@ -160,6 +169,7 @@ def main() -> None:
         t = [e for e in examples if e.source == s and e.split == "test"]
         others += [t[i] for i in sorted(rng.choice(len(t), min(len(t), args.others_per_source), replace=False))]
     gate = [e for e in examples if e.split == "gate"]
+    src_gate = np.array([e.source for e in gate])
     y_oth, m_oth = label_matrix(others, tax.names)
     y_gate, m_gate = label_matrix(gate, tax.names)
     src_oth = np.array([e.source for e in others])
@@ -181,6 +191,7 @@ def main() -> None:
     seen = [e for e in examples if e.split == "train" and e.source not in excluded]
     seen = [seen[i] for i in sorted(np.random.default_rng(7).choice(len(seen), min(20000, len(seen)), replace=False))]
     replay = Replay([e.text for e in seen], *label_matrix(seen, tax.names))
+    leash = Replay(replay.texts, replay.targets, replay.mask, leash=True)
     val_seen = [e for e in examples if e.split == "validation" and e.source not in excluded]
     calibration_set = [val_seen[i] for i in sorted(np.random.default_rng(8).choice(len(val_seen), min(3000, len(val_seen)), replace=False))]
     print(f"scoring {len(others)} other-source test items and {len(gate)} gate items with the no-X model…", flush=True)
@@ -203,14 +214,15 @@ def main() -> None:
         if "no_x" not in ref:
             ref["no_x"] = {"target": on_target(base_x, y_x, m_x, tax), "pool_items": len(pool), "test_items": len(test),
                            "judged": judged_cats}
-        if "oracle" not in ref:
+        if "oracle" not in ref or "gate_focus" not in ref["oracle"]:
             if args.oracle not in oracle_scores:
                 oracle = PolicyModel.load(args.oracle).eval()
                 oracle_scores[args.oracle] = (oracle, scores(oracle, [e.text for e in others]), scores(oracle, [e.text for e in gate]))
             oracle, o_oth, o_gate = oracle_scores[args.oracle]
             ref["oracle"] = {"target": on_target(scores(oracle, [e.text for e in test]), y_x, m_x, tax),
                              "elsewhere": elsewhere(o_oth[keep_oth], base_oth[keep_oth], y_oth[keep_oth], m_oth[keep_oth], src_oth[keep_oth], tax),
-                             "gate": gate_result(o_gate, base_gate, y_gate, m_gate, tax)}
+                             "gate": gate_result(o_gate, base_gate, y_gate, m_gate, tax),
+                             "gate_focus": gate_result(o_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x)}
             save()
         print(f"[{x}] no-X {json.dumps(ref['no_x']['target'])}\n[{x}] oracle {json.dumps(ref['oracle']['target'])}", flush=True)
         items = [QueueItem(e.id, e.text, 1 / (1 + np.exp(-pool_logits[i])), e.source) for i, e in enumerate(pool)]
@@ -222,7 +234,7 @@ def main() -> None:
                 for budget in args.budgets:
                     key = f"{x}|{strategy}|{budget}|{seed}"
                     cell = results["cells"].get(key, {})
-                    todo = [v for v in args.variants if v not in cell]
+                    todo = [v for v in args.variants if v not in cell or v in args.redo]
                     if not todo:
                         continue
                     t0 = time.time()
@@ -239,7 +251,10 @@ def main() -> None:
                     def record(v: str, p_x, p_oth, p_gate, extra=None) -> None:
                         cell[v] = {"target": on_target(p_x, y_x, m_x, tax),
                                    "elsewhere": elsewhere(p_oth[keep_oth], base_oth[keep_oth], y_oth[keep_oth], m_oth[keep_oth], src_oth[keep_oth], tax),
-                                   "gate": gate_result(p_gate, base_gate, y_gate, m_gate, tax), **(extra or {})}
+                                   "gate": gate_result(p_gate, base_gate, y_gate, m_gate, tax),
+                                   "gate_focus": gate_result(p_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x), **(extra or {})}
+                        args.scores_dir.mkdir(parents=True, exist_ok=True)
+                        np.savez_compressed(args.scores_dir / f"{key.replace('|', '_')}_{v}.npz", x=p_x, others=p_oth, gate=p_gate)
                         results["cells"][key] = cell
                         save()
                         tgt = cell[v]["target"]
@@ -259,11 +274,18 @@ def main() -> None:
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
+                    if "sft_leash" in todo:
+                        model = copy.deepcopy(base)
+                        hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax, cfg,
+                                                  log=lambda m: None, replay=leash)
+                        record("sft_leash", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
+                               scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
+                        del model
                     if "sft_replay" in todo or "sft_replay_cal" in todo:
                         model = copy.deepcopy(base)
                         hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax, cfg,
                                                   log=lambda m: None, replay=replay)
-                        if "sft_replay" not in cell:
+                        if "sft_replay" in todo:
                             record("sft_replay", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                    scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         if "sft_replay_cal" in todo:
@@ -310,15 +332,17 @@ def summarise(results: dict, out: Path) -> None:
             if v in cell and "target" in cell[v]:
                 groups.setdefault((x, strategy, int(budget), v), []).append(cell[v])
     summary = {}
-    lines = ["| target | selection | reviews | variant | utility on X | AUPRC on X | gap closed (utility / AUPRC) | other-source falls | gate passes | seeds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| target | selection | reviews | variant | utility on X | AUPRC on X | gap closed (utility / AUPRC) | other-source falls | "
+             "gate passes (whole split) | gate passes (X focus) | seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for x, ref in results["reference"].items():
         nx, orc = ref["no_x"]["target"], ref.get("oracle", {}).get("target")
-        lines.append(f"| {x} | — | 0 | no-X model | {nx['utility']:.4f} | {nx['macro_auprc']:.4f} | 0 / 0 | — | — | — |")
+        lines.append(f"| {x} | — | 0 | no-X model | {nx['utility']:.4f} | {nx['macro_auprc']:.4f} | 0 / 0 | — | — | — | — |")
         if orc:
             falls = len(ref["oracle"]["elsewhere"]["falls"])
+            focus = f"{int(ref['oracle']['gate_focus']['passed'])}/1" if "gate_focus" in ref["oracle"] else "—"
             lines.append(f"| {x} | — | all train | oracle | {orc['utility']:.4f} | {orc['macro_auprc']:.4f} | 1 / 1 | {falls} | "
-                         f"{int(ref['oracle']['gate']['passed'])}/1 | — |")
+                         f"{int(ref['oracle']['gate']['passed'])}/1 | {focus} | — |")
         for (gx, strategy, budget, v), cells in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], list(VARIANTS).index(kv[0][3]))):
             if gx != x:
                 continue
@@ -327,10 +351,13 @@ def summarise(results: dict, out: Path) -> None:
             gap_a = _ms([(c["target"]["macro_auprc"] - nx["macro_auprc"]) / (orc["macro_auprc"] - nx["macro_auprc"]) for c in cells]) if orc else None
             falls = _ms([len(c["elsewhere"]["falls"]) for c in cells])
             passes = sum(c["gate"]["passed"] for c in cells)
+            focused = [c["gate_focus"]["passed"] for c in cells if "gate_focus" in c]
             summary[f"{x}|{strategy}|{budget}|{v}"] = {"utility": u, "macro_auprc": a, "gap_closed_utility": gap_u, "gap_closed_auprc": gap_a,
-                                                        "other_source_falls": falls, "gate_passes": passes, "seeds": len(cells)}
+                                                        "other_source_falls": falls, "gate_passes": passes,
+                                                        "gate_focus_passes": [sum(focused), len(focused)], "seeds": len(cells)}
             lines.append(f"| {x} | {strategy} | {budget} | {v} | {u[0]:.4f} ± {u[1]:.4f} | {a[0]:.4f} ± {a[1]:.4f} | "
-                         f"{gap_u[0]:.2f} / {gap_a[0]:.2f} | {falls[0]:.1f} | {passes}/{len(cells)} | {len(cells)} |")
+                         f"{gap_u[0]:.2f} / {gap_a[0]:.2f} | {falls[0]:.1f} | {passes}/{len(cells)} | "
+                         f"{f'{sum(focused)}/{len(focused)}' if focused else '—'} | {len(cells)} |")
     rm_lines = ["", "| target | selection | reviews | reward model held-out accuracy | its untrained start | Hamming to greedy | seeds |",
                 "|---|---|---|---|---|---|---|"]
     rms: dict[tuple, list] = {}
@@ -373,7 +400,7 @@ def summarise(results: dict, out: Path) -> None:
     if not targets:
         return
     fig, axes = plt.subplots(len(targets), 2, figsize=(12, 4 * len(targets)), squeeze=False)
-    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:red")))
+    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:red")))
     for row, x in enumerate(targets):
         ref = results["reference"][x]
         for col, metric in enumerate(("utility", "macro_auprc")):

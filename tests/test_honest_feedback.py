@@ -298,3 +298,40 @@ def test_recalibration_after_fine_tuning_keeps_the_ranking_and_ignores_unjudged_
     spam = taxonomy.names.index("spam")
     assert fitted[0][1][spam] == 0.0 and fitted[0][0][spam] == 0.0  # no spam positive: too few to fit, identity kept
     assert fitted[0][1][0] != 0.0  # toxic: 10 validation and 10 reviewed positives, fitted
+
+
+def test_the_leash_trains_replayed_texts_toward_the_starting_policy_not_their_labels(taxonomy, monkeypatch):
+    """Replay(leash=True): the replayed rows' targets are the starting policy's probabilities on every
+    category (a per-category KL to the start), whatever their labels say; the corrections keep their mask and
+    are averaged apart from the leash."""
+    import torch.nn.functional as F
+
+    from moderation.training import improve
+    from moderation.training.improve import ImproveConfig, Replay, sft_on_corrections
+    from tests.conftest import make_tiny_policy
+
+    texts = [f"reviewed post number {i}" for i in range(8)]
+    judged = np.zeros((8, len(taxonomy)), np.float32)
+    judged[:, 0] = 1
+    gold = judged.copy()
+    others = [f"another platform's text {i}" for i in range(20)]
+    ones = np.ones((20, len(taxonomy)), np.float32)  # labels the leash must ignore
+    policy = make_tiny_policy(taxonomy.names, finetune="lora")
+    with torch.no_grad():
+        start = {t: torch.sigmoid(policy.eval().train_logits([t]))[0] for t in others}
+    from moderation.training.policy import PolicyModel
+
+    seen, real_bce = [], F.binary_cross_entropy_with_logits
+    original, batches = PolicyModel.train_logits, []
+    # on the class: the leash's frozen copy of the start must call the real thing (and is not recorded)
+    monkeypatch.setattr(PolicyModel, "train_logits",
+                        lambda self, batch, **kw: ((batches.append(list(batch)) if self is policy else None), original(self, batch, **kw))[1])
+    monkeypatch.setattr(improve.F, "binary_cross_entropy_with_logits",
+                        lambda logits, target, **kw: (seen.append(target.detach().clone()), real_bce(logits, target, **kw))[1])
+    sft_on_corrections(policy, texts, gold, judged, texts[:2], gold[:2], judged[:2], taxonomy,
+                       ImproveConfig(sft_epochs=1, sft_batch=4), log=lambda m: None, replay=Replay(others, ones, ones, leash=True))
+    assert len(seen) == 2
+    for batch, target in zip(batches, seen):
+        assert torch.equal(target[:4], torch.from_numpy(gold[:4]))  # the corrections: their own labels
+        for text, row in zip(batch[4:], target[4:]):  # the leash: where the start scored them, every category
+            assert torch.allclose(row, start[text], atol=1e-3) and not torch.allclose(row, torch.ones_like(row))

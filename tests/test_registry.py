@@ -362,3 +362,32 @@ def test_weighted_average_precision_edges():
     assert weighted_average_precision(s, np.array([0, 0, 1, 0]), np.ones(4))[0] == pytest.approx(1 / 3)  # one positive
     rows = weighted_average_precision(s, y, np.array([[1, 1, 1, 1], [0, 1, 1, 1], [2, 0, 0, 1]]))
     assert rows == pytest.approx([(1 + 2 / 3) / 2, 0.5, 1.0])  # one AP per resample
+
+
+def test_a_focused_gate_asks_better_where_reviewed_and_not_worse_elsewhere(taxonomy):
+    items, y, prod = gate_set(taxonomy, n=3000)
+    mask = np.ones_like(y)
+    focus = np.zeros(len(y), bool)
+    focus[:300] = True  # the reviewed platform: a tenth of the gate split
+    better_there = prod.copy()
+    better_there[focus] = sharper(y[focus], prod[focus], np.random.default_rng(4), noise=0.3)
+    whole = paired_gate(better_there, prod, y, mask, taxonomy)
+    focused = paired_gate(better_there, prod, y, mask, taxonomy, focus=focus)
+    assert focused.passed and focused.focus["focus"]["n"] == 300 and focused.focus["rest"]["delta"] == 0
+    assert focused.focus["focus"]["interval"][0] > 0 and focused.utility_delta == pytest.approx(whole.utility_delta)
+    # the same gain there, bought with a loss everywhere else: refused, with the rest named
+    worse_elsewhere = better_there.copy()
+    worse_elsewhere[~focus] = np.clip(prod[~focus] + 0.3 * (0.5 - y[~focus]), 0, 1)  # pushed toward the wrong side
+    refused = paired_gate(worse_elsewhere, prod, y, mask, taxonomy, focus=focus)
+    assert not refused.passed and any(r.startswith("reviewer utility on the other 2700 gate items may have fallen") for r in refused.reasons)
+    # no gain on the platform: refused however clean the rest is
+    same = paired_gate(prod, prod, y, mask, taxonomy, focus=focus)
+    assert not same.passed and same.reasons[0].startswith("reviewer utility on the reviewed platform's 300 gate items did not improve")
+    # a focus too small to judge falls back to the whole-split rule, and says so
+    tiny = np.zeros(len(y), bool)
+    tiny[:10] = True
+    fallback = paired_gate(prod, prod, y, mask, taxonomy, focus=tiny)
+    assert fallback.focus is None and "judged on the whole split" in fallback.notes[0]
+    assert fallback.reasons[0].startswith("reviewer utility did not improve beyond noise")
+    with pytest.raises(ValueError, match="focus has 5 entries"):
+        paired_gate(prod, prod, y, mask, taxonomy, focus=focus[:5])

@@ -5,7 +5,12 @@ every comparison is paired, and a paired bootstrap over those items (the same re
 models) says how much of a difference is noise:
 
   utility   mean per-item reviewer utility of the cost-optimal decisions (masked to labelled categories);
-            the candidate must be better with the one-sided 95% lower bound of the difference above 0
+            the candidate must be better with the one-sided 95% lower bound of the difference above 0.
+            With `focus` (the gate items of the sources the reviews came from, the "reviewed platform"):
+            better there (lower bound above 0), and not worse on the rest by more than `max_utility_drop`
+            per item (non-inferiority: the rest's lower bound above -max_utility_drop). A team that reviewed
+            one platform's traffic asks exactly this; the whole-split mean dilutes the platform's few
+            hundred items in thousands of others (the adaptation benchmark: 399 OLID items of 5,252).
   AUPRC     per category; a category vetoes only when it has at least `min_positives` positives, its
             AUPRC fell by more than `max_auprc_drop`, and the one-sided 95% upper bound of the change is
             below 0 (the fall is real, not a few items moving). Categories with too few positives are
@@ -23,7 +28,9 @@ import numpy as np
 from moderation.taxonomy import Taxonomy
 
 MAX_AUPRC_DROP = 0.01
+MAX_UTILITY_DROP = 0.01  # per item, on the gate items outside the focus
 MIN_POSITIVES = 20
+MIN_FOCUS_ITEMS = 30  # fewer focus items than this: the whole-split rule applies
 N_BOOT = 500
 
 
@@ -37,6 +44,7 @@ class Gate:
     auprc_intervals: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what could not be judged (too few positives)
     n_items: int = 0
+    focus: dict | None = None  # with a focus: n, delta and interval on the focus items and on the rest
 
 
 def weighted_average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -61,8 +69,9 @@ def item_utility(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxon
 
 def paired_gate(candidate: np.ndarray, production: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy,
                 max_auprc_drop: float = MAX_AUPRC_DROP, min_positives: int = MIN_POSITIVES, n_boot: int = N_BOOT,
-                seed: int = 0) -> Gate:
-    """Compare two models' probabilities on the same gate items (rows aligned) and decide."""
+                seed: int = 0, focus: np.ndarray | None = None, max_utility_drop: float = MAX_UTILITY_DROP) -> Gate:
+    """Compare two models' probabilities on the same gate items (rows aligned) and decide. `focus` (a
+    boolean per item) marks the items of the reviewed platform; see the module docstring."""
     n = len(targets)
     if n == 0:
         return Gate(False, ["the gate split is empty: nothing to compare the models on"])
@@ -73,9 +82,33 @@ def paired_gate(candidate: np.ndarray, production: np.ndarray, targets: np.ndarr
     diff = item_utility(candidate, targets, mask, taxonomy) - item_utility(production, targets, mask, taxonomy)
     du, boot = float(diff.mean()), (counts * diff).sum(1) / n
     lo, hi = (float(x) for x in np.percentile(boot, [5, 95]))
-    if not lo > 0:
-        reasons.append(f"reviewer utility did not improve beyond noise: {du:+.4f} per item (90% interval "
-                       f"{lo:+.4f} to {hi:+.4f}; the lower end must be above 0)")
+    focus = None if focus is None else np.asarray(focus, dtype=bool)
+    if focus is not None and len(focus) != n:
+        raise ValueError(f"focus has {len(focus)} entries for {n} gate items")
+    focused = None
+    if focus is not None and MIN_FOCUS_ITEMS <= focus.sum() < n:
+        focused = {}
+        for part, rows in (("focus", focus), ("rest", ~focus)):
+            w = counts[:, rows]
+            part_boot = (w * diff[rows]).sum(1) / np.maximum(w.sum(1), 1)
+            focused[part] = {"n": int(rows.sum()), "delta": float(diff[rows].mean()),
+                             "interval": [float(x) for x in np.percentile(part_boot, [5, 95])]}
+        f, r = focused["focus"], focused["rest"]
+        if not f["interval"][0] > 0:
+            reasons.append(f"reviewer utility on the reviewed platform's {f['n']} gate items did not improve beyond noise: "
+                           f"{f['delta']:+.4f} per item (90% interval {f['interval'][0]:+.4f} to {f['interval'][1]:+.4f}; "
+                           "the lower end must be above 0)")
+        if not r["interval"][0] > -max_utility_drop:
+            reasons.append(f"reviewer utility on the other {r['n']} gate items may have fallen by more than {max_utility_drop} "
+                           f"per item: {r['delta']:+.4f} (90% interval {r['interval'][0]:+.4f} to {r['interval'][1]:+.4f}; "
+                           f"the lower end must be above {-max_utility_drop})")
+    else:
+        if focus is not None:
+            notes.append(f"{int(focus.sum())} gate items of the reviewed platform (need {MIN_FOCUS_ITEMS}, and some "
+                         "others): judged on the whole split instead")
+        if not lo > 0:
+            reasons.append(f"reviewer utility did not improve beyond noise: {du:+.4f} per item (90% interval "
+                           f"{lo:+.4f} to {hi:+.4f}; the lower end must be above 0)")
 
     deltas, intervals = {}, {}
     for c, name in enumerate(taxonomy.names):
@@ -93,4 +126,4 @@ def paired_gate(candidate: np.ndarray, production: np.ndarray, targets: np.ndarr
         if after < before - max_auprc_drop and c_hi < 0:
             reasons.append(f"{name}: gate-split AUPRC fell {before - after:.4f} ({before:.4f} -> {after:.4f}), more than "
                            f"{max_auprc_drop}, and not by noise (90% interval of the change {c_lo:+.4f} to {c_hi:+.4f})")
-    return Gate(not reasons, reasons, du, [lo, hi], deltas, intervals, notes, n)
+    return Gate(not reasons, reasons, du, [lo, hi], deltas, intervals, notes, n, focused)

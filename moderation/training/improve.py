@@ -158,9 +158,15 @@ class Replay:
     (benchmarks/adaptation.py, docs/loop.md)."""
 
     texts: list[str]
-    targets: np.ndarray  # soft labels, taxonomy order
-    mask: np.ndarray  # 1 where the source labelled the category
+    targets: np.ndarray  # soft labels, taxonomy order (ignored with `leash`)
+    mask: np.ndarray  # 1 where the source labelled the category (ignored with `leash`)
     ratio: float = 1.0
+    # Leash: the replayed texts' target is the starting policy's own probability on every category (BCE to it
+    # is the per-category KL to the start, plus a constant), not their labels. It is a regulariser, the SFT
+    # counterpart of RL's KL leash: it says "stay where you were on text like this", and it covers the
+    # categories a replayed source never labelled (the label replay leaves `spam` free on every non-spam
+    # source, so 300 YouTube corrections raised it everywhere). Nothing it produces is evaluated as a label.
+    leash: bool = False
 
 
 def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, held_texts: list[str],
@@ -175,6 +181,7 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
 
     set_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    start = copy.deepcopy(policy).eval() if replay is not None and replay.leash else None
     params, opt = lora_optimizer(policy, cfg.sft_lr)
     y = torch.from_numpy(np.asarray(gold, dtype=np.float32))
     m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
@@ -189,11 +196,24 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
             batch, yb, mb = [texts[i] for i in b], y[b], m[b]
             if replay is not None and replay.texts:
                 r = rng.choice(len(replay.texts), max(1, int(round(replay.ratio * len(b)))), replace=False)
-                batch += [replay.texts[i] for i in r]
-                yb = torch.cat([yb, torch.from_numpy(np.asarray(replay.targets[r], dtype=np.float32))])
-                mb = torch.cat([mb, torch.from_numpy(np.asarray(replay.mask[r], dtype=np.float32))])
+                replayed = [replay.texts[i] for i in r]
+                batch += replayed
+                if start is not None:
+                    with torch.no_grad():
+                        yb = torch.cat([yb, torch.sigmoid(start.train_logits(replayed))])
+                    mb = torch.cat([mb, torch.ones((len(r), mb.shape[1]))])
+                else:
+                    yb = torch.cat([yb, torch.from_numpy(np.asarray(replay.targets[r], dtype=np.float32))])
+                    mb = torch.cat([mb, torch.from_numpy(np.asarray(replay.mask[r], dtype=np.float32))])
             bce = F.binary_cross_entropy_with_logits(policy.train_logits(batch), yb, reduction="none")
-            loss = (bce * mb).sum() / mb.sum().clamp(min=1)
+            if start is None:
+                loss = (bce * mb).sum() / mb.sum().clamp(min=1)
+            else:
+                # The leash covers all categories of its texts, the corrections one or two: averaged apart,
+                # so that the leash does not drown the corrections out.
+                n = len(b)
+                loss = ((bce[:n] * mb[:n]).sum() / mb[:n].sum().clamp(min=1)
+                        + (bce[n:] * mb[n:]).sum() / mb[n:].sum().clamp(min=1))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

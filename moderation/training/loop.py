@@ -9,8 +9,9 @@
     7. export   ONNX INT8 package with its parity gate; metrics on the test split (reported, never used to
                 choose a model)
     8. gate     both packages score the gate split; promote only if reviewer utility improves beyond noise
-                and no category's AUPRC falls beyond noise (paired bootstrap, `gate.py`); otherwise the
-                candidate is kept, marked rejected, with the reasons
+                on the gate items of the sources the reviews came from, does not fall on the rest, and no
+                category's AUPRC falls beyond noise (paired bootstrap, `gate.py`); otherwise the candidate
+                is kept, marked rejected, with the reasons
 Judgments of test- or gate-split items never reach the reward model, SFT or RL.
 
 Every step logs what it did and how long it took; the result (a dict) is also written next to the
@@ -191,7 +192,8 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     v = registry.add(version, package, package_metrics(package), checkpoint=out_ckpt, parent=prod.version,
                      note=f"loop: {cfg.method}, {report['pull']['corrections']} corrections")
     try:
-        result = registry.promote(version, max_auprc_drop=cfg.max_auprc_drop, gate_examples=gate_items)
+        result = registry.promote(version, max_auprc_drop=cfg.max_auprc_drop, gate_examples=gate_items,
+                                  focus_sources=reviewed_sources(examples, fb.train_js + fb.held_js))
     except RegistryError as e:
         raise RuntimeError(str(e)) from None
     report["gate"] = asdict(result)
@@ -219,6 +221,12 @@ def training_replay(examples, taxonomy, seed: int):
     pick = np.random.default_rng(seed).choice(len(train), min(REPLAY_ITEMS, len(train)), replace=False)
     train = [train[i] for i in sorted(pick)]
     return Replay([e.text for e in train], *label_matrix(train, taxonomy.names))
+
+
+def reviewed_sources(examples, judgments) -> set[str]:
+    """The sources the learned-from reviews came from: the platform the gate asks the candidate to improve."""
+    source = {e.id: e.source for e in examples}
+    return {source[j.item_id] for j in judgments if j.item_id in source}
 
 
 def unchanged_reason(report: dict, method: str) -> str | None:
@@ -275,9 +283,12 @@ def verdict(report: dict) -> str:
         return (f"PROMOTED: {version} is now in production (was {parent}). " + "; ".join(reasons) + "\n"
                 "  undo with: moderate registry rollback")
     hints = []
-    if any("utility did not improve" in r for r in reasons):
+    if any("did not improve" in r for r in reasons):
         hints.append("more reviews give the reward model more to learn from (--n 2000), or a different queue "
                      "(--strategy random measures errors without the queue's bias)")
+    if any("may have fallen" in r for r in reasons):
+        hints.append("the gain on the reviewed platform cost utility elsewhere: learn from the corrections with "
+                     "the leash (--method sft) rather than RL")
     if any("AUPRC fell" in r for r in reasons):
         hints.append("stay closer to the current model (--kl-beta 0.2, --rl-steps 50) or learn from the corrections "
                      "alone (--method sft)")

@@ -156,14 +156,16 @@ class Registry:
         return v
 
     def promote(self, version: str, force: bool = False, max_auprc_drop: float = MAX_AUPRC_DROP, gate_examples=None,
-                scorer=package_scorer) -> Gate:
+                scorer=package_scorer, focus_sources: set[str] | None = None) -> Gate:
         """Run the gate against production on `gate_examples` (the gate split); make `version` production if it
-        passes (or `force`). `scorer(package)` gives a package's texts -> probabilities function."""
+        passes (or `force`). `scorer(package)` gives a package's texts -> probabilities function.
+        `focus_sources`: the sources the reviews came from; their gate items must improve and the rest must not
+        fall (gate.py)."""
         v = self.get(version)
         current = self.production()
         if current is not None and current.version == version:
             raise RegistryError(f"{version} is already in production")
-        result = self.compare(v, current, gate_examples, max_auprc_drop, scorer)
+        result = self.compare(v, current, gate_examples, max_auprc_drop, scorer, focus_sources)
         v.gate = asdict(result)
         if result.passed or force:
             if current is not None:
@@ -178,7 +180,8 @@ class Registry:
         self.save()
         return result
 
-    def compare(self, candidate: Version, production: Version | None, gate_examples, max_auprc_drop: float, scorer) -> Gate:
+    def compare(self, candidate: Version, production: Version | None, gate_examples, max_auprc_drop: float, scorer,
+                focus_sources: set[str] | None = None) -> Gate:
         if production is None:
             return Gate(True, ["first version: nothing to compare with"])
         if not gate_examples:
@@ -193,8 +196,10 @@ class Registry:
             return Gate(False, [f"the candidate's categories {taxonomy.names} differ from production's {other.names}"])
         texts = [e.text for e in gate_examples]
         targets, mask = label_matrix(gate_examples, taxonomy.names)
+        focus = None if not focus_sources else np.array([e.source in focus_sources for e in gate_examples])
         return paired_gate(np.asarray(scorer(self.resolve(candidate.package))(texts)),
-                           np.asarray(scorer(self.resolve(production.package))(texts)), targets, mask, taxonomy, max_auprc_drop)
+                           np.asarray(scorer(self.resolve(production.package))(texts)), targets, mask, taxonomy, max_auprc_drop,
+                           focus=focus)
 
     def rollback(self) -> Version:
         """Production goes back to the version before the current one."""
