@@ -26,7 +26,10 @@ Variants at equal budget (the same reviewed items):
           sources plus the reviewed items (improve.recalibrate), as supervised training ends
   sft_leash  SFT on corrections with a KL leash to the no-X model on the same replayed texts (every
           category; improve.Replay(leash=True)) instead of their labels
+  sft_leash_ll  sft_leash with its epoch picked by held-out log-loss instead of held-out utility
+          (ImproveConfig.sft_select)
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
+  rl_leash  the same RL, also held by a KL to the no-X model on the replayed texts (rl.py `leash_texts`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
 
 Metrics (first 256-token window, all variants alike):
@@ -47,6 +50,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from dataclasses import replace
 import sys
 import time
 from pathlib import Path
@@ -59,7 +63,9 @@ sys.path.insert(0, str(ROOT))
 VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recalibrated on the reviewed items",
             "sft": "SFT on corrections", "sft_replay": "SFT on corrections + replay of the training data",
             "sft_replay_cal": "the same, recalibrated on validation + the reviewed items",
-            "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts", "rl": "reward model + RL"}
+            "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts",
+            "sft_leash_ll": "the same, epoch picked by held-out log-loss", "rl": "reward model + RL",
+            "rl_leash": "reward model + RL with the leash on replayed texts"}
 REVIEWED_VARIANTS = tuple(VARIANTS)
 STRATEGIES = ("uncertainty", "random")
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
@@ -274,11 +280,13 @@ def main() -> None:
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
-                    if "sft_leash" in todo:
+                    for v, selected_on in (("sft_leash", "utility"), ("sft_leash_ll", "log_loss")):
+                        if v not in todo:
+                            continue
                         model = copy.deepcopy(base)
-                        hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax, cfg,
-                                                  log=lambda m: None, replay=leash)
-                        record("sft_leash", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
+                        hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax,
+                                                  replace(cfg, sft_select=selected_on), log=lambda m: None, replay=leash)
+                        record(v, scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
                     if "sft_replay" in todo or "sft_replay_cal" in todo:
@@ -294,20 +302,21 @@ def main() -> None:
                             record("sft_replay_cal", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                    scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"], "calibration": fitted})
                         del model
-                    if "rl" in todo:
+                    for v in [v for v in ("rl", "rl_leash") if v in todo]:
                         rest = np.setdiff1d(np.arange(len(pool)), chosen)
                         extra = [pool[i].text for i in np.random.default_rng(seed + 1000 * budget).choice(rest, min(args.unlabelled, len(rest)), replace=False)]
                         embed = embedding_table(base, tr_texts + extra + held_texts)
                         try:
                             reward, rm = fit_reward(base, train_js, held_js, tax, cfg, embeddings=embed, log=lambda m: None)
                         except ValueError as e:  # too few pairs at this budget
-                            cell["rl"] = {"skipped": str(e)}
+                            cell[v] = {"skipped": str(e)}
                             results["cells"][key] = cell
                             save()
                             continue
                         model = copy.deepcopy(base)
-                        hist = rl_on_feedback(model, reward, embed, tr_texts + extra, held_texts, held_gold, held_judged, tax, cfg, log=lambda m: None)
-                        record("rl", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
+                        hist = rl_on_feedback(model, reward, embed, tr_texts + extra, held_texts, held_gold, held_judged, tax, cfg, log=lambda m: None,
+                                              leash_texts=replay.texts if v == "rl_leash" else None)
+                        record(v, scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]),
                                {"reward_model": rm, "best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking})
                         del model
@@ -363,8 +372,10 @@ def summarise(results: dict, out: Path) -> None:
     rms: dict[tuple, list] = {}
     for key, cell in results["cells"].items():
         x, strategy, budget, _ = key.split("|")
-        if "reward_model" in cell.get("rl", {}):
-            rms.setdefault((x, strategy, int(budget)), []).append(cell["rl"]["reward_model"])
+        # rl and rl_leash fit the same reward model (same seed, same reviews): one entry per cell
+        rm = next((cell[v]["reward_model"] for v in ("rl", "rl_leash") if "reward_model" in cell.get(v, {})), None)
+        if rm is not None:
+            rms.setdefault((x, strategy, int(budget)), []).append(rm)
     for (x, strategy, budget), r in sorted(rms.items()):
         acc, start, ham = (_ms([d.get(k) for d in r]) for k in ("accuracy_reward_model", "accuracy_reward_model_start", "accuracy_hamming_to_greedy"))
         rm_lines.append(f"| {x} | {strategy} | {budget} | {acc[0]:.3f} ± {acc[1]:.3f} | {start[0]:.3f} ± {start[1]:.3f} | {ham[0]:.3f} | {acc[2]} |")
@@ -400,7 +411,7 @@ def summarise(results: dict, out: Path) -> None:
     if not targets:
         return
     fig, axes = plt.subplots(len(targets), 2, figsize=(12, 4 * len(targets)), squeeze=False)
-    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:red")))
+    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:brown", "tab:red", "tab:pink")))
     for row, x in enumerate(targets):
         ref = results["reference"][x]
         for col, metric in enumerate(("utility", "macro_auprc")):

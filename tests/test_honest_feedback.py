@@ -335,3 +335,23 @@ def test_the_leash_trains_replayed_texts_toward_the_starting_policy_not_their_la
         assert torch.equal(target[:4], torch.from_numpy(gold[:4]))  # the corrections: their own labels
         for text, row in zip(batch[4:], target[4:]):  # the leash: where the start scored them, every category
             assert torch.allclose(row, start[text], atol=1e-3) and not torch.allclose(row, torch.ones_like(row))
+
+
+def test_sft_can_pick_its_epoch_by_held_out_log_loss(taxonomy):
+    from moderation.errors import ConfigError
+    from moderation.training.improve import ImproveConfig, sft_on_corrections
+    from tests.conftest import make_tiny_policy
+
+    with pytest.raises(ConfigError, match="sft_select must be one of"):
+        ImproveConfig(sft_select="accuracy")
+    texts = [f"reviewed {i}" for i in range(12)]
+    judged = np.zeros((12, len(taxonomy)), np.float32)
+    judged[:, 0] = 1
+    gold = judged.copy()
+    gold[::2, 0] = 0
+    policy = make_tiny_policy(taxonomy.names, finetune="lora")
+    report = sft_on_corrections(policy, texts, gold, judged, texts[:6], gold[:6], judged[:6], taxonomy,
+                                ImproveConfig(sft_epochs=3, sft_batch=4, sft_lr=3e-3, sft_select="log_loss"), log=lambda m: None)
+    losses = [h["heldout_log_loss"] for h in report["history"]]
+    assert report["selected_on"] == "log_loss" and report["best_epoch"] == int(np.argmin(losses))
+    assert report["best_heldout_utility"] == report["history"][report["best_epoch"]]["heldout_utility"]

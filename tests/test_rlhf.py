@@ -320,6 +320,21 @@ def test_rl_draws_distinct_texts_per_step_and_samples_at_its_temperature(taxonom
     assert max(r["kl"] for r in moved.rows[1:]) > 1e-3
 
 
+def test_rl_leash_holds_other_sources_texts_at_the_reference(taxonomy):
+    """With `leash_texts`, RL also pays the KL to the reference on other sources' texts: the reward's pull
+    toward toxic + violence moves them far less than without the leash."""
+    other = [f"a sentence from somewhere else entirely, {w}" for w in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta")]
+    moved = {}
+    for leash in (None, other):
+        names, target, policy, texts, reward, emb = toy_rl(taxonomy)
+        before = policy.predict_proba(other)
+        cfg = RLConfig(steps=20, batch_texts=8, group_size=8, lr=5e-3, kl_beta=0.0, eval_every=99, hack_patience=99, leash=5.0)
+        train_rl(policy, reward, texts, emb, taxonomy, texts, np.tile(target, (8, 1)), np.ones((8, len(names))), emb,
+                 np.full(len(names), 0.5), cfg, log=lambda *a: None, leash_texts=leash)
+        moved[leash is not None] = np.abs(policy.predict_proba(other) - before).mean()
+    assert moved[False] > 0.02 and moved[True] < 0.5 * moved[False], moved
+
+
 # The two longest RL runs come last: a mutation run stops at the first failing test (-x), so the quick
 # tests above catch most mutants before these start.
 def test_rl_converges_to_the_known_best_label_set_with_bounded_kl(taxonomy):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moderation.errors import ModerationError, check_config
+from moderation.errors import ConfigError, ModerationError, check_config
 from moderation.feedback import Judgment, preference_pairs
 from moderation.taxonomy import Taxonomy
 from moderation.training.data import stable_unit
@@ -34,6 +34,9 @@ from moderation.training.evaluate import cost_optimal_utility
 from moderation.training.policy import PolicyModel, label_set_log_prob, lora_optimizer, set_seed
 from moderation.training.reward import RewardConfig, RewardModel, embed_texts, pairs_to_arrays, pairwise_accuracy, train_reward
 from moderation.training.rl import RLConfig, RLHistory, train_rl
+
+
+SFT_SELECT = ("utility", "log_loss")
 
 
 @dataclass
@@ -44,11 +47,17 @@ class ImproveConfig:
     sft_epochs: int = 3
     sft_lr: float = 3e-4
     sft_batch: int = 16
+    # How SFT picks its epoch on the held-out reviewed items: "utility" (of the cost-optimal decisions) or
+    # "log_loss" (mean BCE on the judged categories, a proper score: on 60 held-out items of one category
+    # utility moves in steps of one item, and ties keep the start)
+    sft_select: str = "utility"
     rl: RLConfig = field(default_factory=RLConfig)
     seed: int = 0
 
     def __post_init__(self):
         check_config(self, positive=("reward_epochs", "sft_epochs", "sft_lr", "sft_batch"), unit=("holdout",))
+        if self.sft_select not in SFT_SELECT:
+            raise ConfigError(f"sft_select must be one of {SFT_SELECT}, got {self.sft_select!r}")
 
 
 def usable_judgments(judgments: list[Judgment], held_back: set[str] | frozenset = frozenset()) -> list[Judgment]:
@@ -80,6 +89,20 @@ def consensus(judgments: list[Judgment], n_categories: int) -> tuple[list[str], 
         judged[i] = n > 0
         gold[i] = (n > 0) & (votes >= 0.5 * n)
     return texts, gold, judged
+
+
+def heldout_score(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, taxonomy: Taxonomy,
+                  select: str = "utility") -> float:
+    """What SFT's epoch selection maximises on the held-out reviewed items (`ImproveConfig.sft_select`)."""
+    if select == "utility":
+        return heldout_utility(policy, texts, gold, judged, taxonomy)
+    if not texts:
+        return float("nan")
+    with torch.no_grad():
+        z = policy.eval().text_logits(texts, max_windows=1)
+    m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
+    bce = F.binary_cross_entropy_with_logits(z, torch.from_numpy(np.asarray(gold, dtype=np.float32)), reduction="none")
+    return -float((bce * m).sum() / m.sum().clamp(min=1))
 
 
 def heldout_utility(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, taxonomy: Taxonomy) -> float:
@@ -185,8 +208,18 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     params, opt = lora_optimizer(policy, cfg.sft_lr)
     y = torch.from_numpy(np.asarray(gold, dtype=np.float32))
     m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
-    best = heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)
-    best_state, best_epoch, history = _snapshot(policy), 0, [{"epoch": 0, "heldout_utility": best}]
+    def held() -> dict:
+        out = {"heldout_utility": heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)}
+        if cfg.sft_select != "utility":
+            out[f"heldout_{cfg.sft_select}"] = -heldout_score(policy, held_texts, held_gold, held_judged, taxonomy, cfg.sft_select)
+        return out
+
+    def score(h: dict) -> float:
+        return h["heldout_utility"] if cfg.sft_select == "utility" else -h[f"heldout_{cfg.sft_select}"]
+
+    first = held()
+    best = score(first)
+    best_state, best_epoch, history = _snapshot(policy), 0, [{"epoch": 0, **first}]
     for epoch in range(1, cfg.sft_epochs + 1):
         policy.train()
         order = rng.permutation(len(texts))
@@ -219,14 +252,16 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             total += loss.item() * len(b)
-        util = heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)
-        history.append({"epoch": epoch, "loss": total / max(1, len(texts)), "heldout_utility": util})
-        log(f"sft on corrections: epoch {epoch} loss {history[-1]['loss']:.4f}, held-out utility {util:.4f}")
-        if util > best:
-            best, best_state, best_epoch = util, _snapshot(policy), epoch
+        h = held()
+        history.append({"epoch": epoch, "loss": total / max(1, len(texts)), **h})
+        log(f"sft on corrections: epoch {epoch} loss {history[-1]['loss']:.4f}, held-out "
+            + ", ".join(f"{k[8:]} {v:.4f}" for k, v in h.items()))
+        if score(h) > best:
+            best, best_state, best_epoch = score(h), _snapshot(policy), epoch
     policy.load_state_dict(best_state)
     policy.eval()
-    return {"best_epoch": best_epoch, "best_heldout_utility": best, "history": history}
+    return {"best_epoch": best_epoch, "best_heldout_utility": history[best_epoch]["heldout_utility"], "selected_on": cfg.sft_select,
+            "history": history}
 
 
 def recalibrate(policy: PolicyModel, validation: list, texts: list[str], gold: np.ndarray, judged: np.ndarray) -> dict:
@@ -254,16 +289,18 @@ def _snapshot(policy: PolicyModel) -> dict:
 
 def rl_on_feedback(policy: PolicyModel, reward: RewardModel, embed: dict[str, np.ndarray], pool_texts: list[str],
                    held_texts: list[str], held_gold: np.ndarray, held_judged: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig,
-                   out_dir=None, log=print) -> RLHistory:
+                   out_dir=None, log=print, leash_texts: list[str] | None = None) -> RLHistory:
     """RL (in place) against `reward`. `embed` maps every pool and held-out text to the reward model's
     encoder embedding (the encoder the reward model was trained with, not the policy being tuned); the
-    held-out items pick the best step on the categories their reviewers judged."""
+    held-out items pick the best step on the categories their reviewers judged. `leash_texts`: other
+    sources' texts the policy is held on (rl.py)."""
     pool_emb = np.stack([embed[t] for t in pool_texts])
     held_emb = np.stack([embed[t] for t in held_texts]) if held_texts else np.zeros((0, pool_emb.shape[1]), np.float32)
     rl_cfg = copy.copy(cfg.rl)
     rl_cfg.seed = cfg.seed
     return train_rl(policy, reward, pool_texts, pool_emb, taxonomy, held_texts, np.asarray(held_gold),
-                    np.asarray(held_judged, dtype=np.float32), held_emb, taxonomy.cost_optimal_thresholds(), rl_cfg, out_dir=out_dir, log=log)
+                    np.asarray(held_judged, dtype=np.float32), held_emb, taxonomy.cost_optimal_thresholds(), rl_cfg, out_dir=out_dir, log=log,
+                    leash_texts=leash_texts)
 
 
 @dataclass

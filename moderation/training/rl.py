@@ -12,6 +12,9 @@ then take PPO-style clipped steps (samples are reused for `ppo_epochs` updates):
 
 The KL to the reference (supervised) policy is exact for independent Bernoullis:
     KL = sum_c p log(p/q) + (1-p) log((1-p)/(1-q)).
+With `leash_texts` (texts of the sources the policy was trained on, never the reviewed platform's), every
+update also adds `leash * KL(pi_theta || pi_ref)` on a batch of them: the pool's KL only holds the policy on
+the reviewed platform's texts, and RL's shifts leaked to every other source (the adaptation benchmark).
 
 Everything that does not change during RL is computed once: the reference policy's logits and the
 reward model's text embeddings. Only the policy is run per step, so RL costs about as much as
@@ -55,6 +58,7 @@ class RLConfig:
     hack_patience: int = 2
     grad_clip: float = 1.0
     max_length: int = 128  # tokens per text in the policy-gradient steps (held-out evaluation uses full windows)
+    leash: float = 1.0  # weight of the KL to the reference on `leash_texts` (when given)
     seed: int = 0
 
     def __post_init__(self):
@@ -102,7 +106,7 @@ class RewardHackingGuard:
 def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], pool_embeddings: np.ndarray,
              taxonomy: Taxonomy, heldout_texts: list[str], heldout_gold: np.ndarray, heldout_mask: np.ndarray,
              heldout_embeddings: np.ndarray, thresholds: np.ndarray, cfg: RLConfig = RLConfig(),
-             out_dir: str | Path | None = None, log=print) -> RLHistory:
+             out_dir: str | Path | None = None, log=print, leash_texts: list[str] | None = None) -> RLHistory:
     """Fine-tune `policy` in place (LoRA adapters are enabled if it has none). Returns the history."""
     from tqdm import tqdm
 
@@ -116,6 +120,13 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
     with torch.no_grad():
         ref_logits = torch.cat([policy.train_logits(pool_texts[i : i + 64], cfg.max_length)
                                 for i in range(0, len(pool_texts), 64)]) if pool_texts else torch.zeros((0, len(taxonomy)))
+        # the leash: a fixed sample of other sources' texts, one batch per step, with the start's logits
+        leash = []
+        if leash_texts:
+            pick = rng.choice(len(leash_texts), min(len(leash_texts), cfg.steps * cfg.batch_texts), replace=False)
+            leash = [leash_texts[i] for i in pick]
+        leash_ref = torch.cat([policy.train_logits(leash[i : i + 64], cfg.max_length)
+                               for i in range(0, len(leash), 64)]) if leash else None
     h_pool = torch.from_numpy(pool_embeddings)
     h_held = torch.from_numpy(heldout_embeddings)
     def evaluate(step: int) -> dict:
@@ -145,9 +156,15 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
             r = reward(h_pool[b], y)  # (B, G)
             adv = _group_advantages(r)
             logp_old = label_set_log_prob(z_old, y)
+        if leash:
+            at = ((step - 1) * cfg.batch_texts) % len(leash)
+            lb = np.arange(at, at + cfg.batch_texts) % len(leash)
+            leash_batch = [leash[i] for i in lb]
         for _ in range(cfg.ppo_epochs):
             z = policy.train_logits(texts, cfg.max_length)
             loss, pg, kl = ppo_loss(z, y, logp_old, adv, ref_logits[b], cfg.clip, cfg.kl_beta)
+            if leash:
+                loss = loss + cfg.leash * bernoulli_kl(policy.train_logits(leash_batch, cfg.max_length), leash_ref[torch.from_numpy(lb)]).mean()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
