@@ -55,15 +55,19 @@ def registry_add(
         _promote(reg, v.version, force=False, data_dir=data_dir)
 
 
-def _promote(reg, version: str, force: bool, data_dir=None) -> None:
+def _promote(reg, version: str, force: bool, data_dir=None, reviewed_sources: list[str] | None = None) -> None:
     """Gate and promote: with a production version to beat, both score the gate split (loaded here)."""
     candidate, production = reg.get(version), reg.production()
     gate_items = None
     if production is not None and production.version != version:
         taxonomy = load_taxonomy_option(reg.resolve(candidate.package) / "taxonomy.toml")
         gate_items = dataset_examples(data_dir, taxonomy, "gate")
+        unknown = sorted(set(reviewed_sources or ()) - {e.source for e in gate_items})
+        if unknown:
+            fail(f"--reviewed-source {', '.join(unknown)}: no gate-split items of that source (sources: "
+                 f"{', '.join(sorted({e.source for e in gate_items}))})", ExitCode.BAD_INPUT)
         say(f"gate: {version} and production {production.version} score {len(gate_items)} gate-split texts…")
-    result = reg.promote(version, force=force, gate_examples=gate_items)
+    result = reg.promote(version, force=force, gate_examples=gate_items, focus_sources=set(reviewed_sources or ()) or None)
     if result.passed:
         typer.echo(f"{version} is in production ({'; '.join(result.reasons) or 'gate passed'})")
     elif force:
@@ -75,9 +79,12 @@ def _promote(reg, version: str, force: bool, data_dir=None) -> None:
 @registry_app.command("promote")
 def registry_promote(version: Annotated[str, typer.Argument(help="Registered version to put in production.")],
                      force: Annotated[bool, typer.Option(help="Promote even if the gate refuses (recorded in the registry).")] = False,
+                     reviewed_source: Annotated[Optional[list[str]], typer.Option(
+                         help="A source the candidate's reviews came from (repeatable): the candidate must be better on "
+                              "its gate items and not worse elsewhere, instead of better on the whole split.")] = None,
                      registry: RegistryDir = None, data_dir: DataDir = None) -> None:
     """Gate a version against production on the gate split and promote it (exit code 4 when the gate refuses)."""
-    _promote(open_registry(registry), version, force, data_dir)
+    _promote(open_registry(registry), version, force, data_dir, reviewed_source)
 
 
 @registry_app.command("rollback")

@@ -47,6 +47,11 @@ def test_registry_cli_gates_on_the_gate_split_forces_and_rolls_back(tmp_path, ti
     assert reg.production().version == "1.0.0" and reg.get("1.0.1").status == "rejected"
     assert reg.get("1.0.1").gate["n_items"] > 1000  # the real gate split
     assert (reg_dir / "production").resolve() == tiny_package.resolve()
+    # naming the reviewed platform: the same model is no better on its gate items either; an unknown source is refused
+    r = runner.invoke(cli.app, ["registry", "promote", "1.0.1", "--reviewed-source", "olid_v1", "--registry", str(reg_dir)])
+    assert r.exit_code == 4 and "reviewer utility on the reviewed platform's" in r.output, r.output
+    r = runner.invoke(cli.app, ["registry", "promote", "1.0.1", "--reviewed-source", "myspace", "--registry", str(reg_dir)])
+    assert r.exit_code == 2 and "--reviewed-source myspace: no gate-split items of that source" in r.output, r.output
     # --force overrides the gate, and says so in the registry
     r = runner.invoke(cli.app, ["registry", "promote", "1.0.1", "--force", "--registry", str(reg_dir)])
     assert r.exit_code == 0 and "--force" in Registry(reg_dir).get("1.0.1").note
@@ -139,6 +144,8 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     # the gate compared both models on the gate split, and the registry did what it decided
     assert report["gate"]["n_items"] == len(small_examples["gate"]) and report["gate"]["utility_interval"] is not None
     assert report["promoted"] == report["gate"]["passed"]
+    # the gate was told which platform the reviews came from (too few of its gate items here: it says so)
+    assert report["gate"]["focus"] is not None or any("of the reviewed platform" in n for n in report["gate"]["notes"])
     assert reg.production().version == (report["version"] if report["promoted"] else "0.1.0")
     assert cand.status == ("production" if report["promoted"] else "rejected")
     assert (reg.root / "production" / "manifest.json").is_file()
