@@ -28,6 +28,7 @@ Variants at equal budget (the same reviewed items):
           category; improve.Replay(leash=True)) instead of their labels
   sft_leash_ll  sft_leash with its epoch picked by held-out log-loss instead of held-out utility
           (ImproveConfig.sft_select)
+  sft_leash3  sft_leash_ll with three leashed texts per correction instead of one
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
   rl_leash  the same RL, also held by a KL to the no-X model on the replayed texts (rl.py `leash_texts`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
@@ -64,7 +65,8 @@ VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recali
             "sft": "SFT on corrections", "sft_replay": "SFT on corrections + replay of the training data",
             "sft_replay_cal": "the same, recalibrated on validation + the reviewed items",
             "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts",
-            "sft_leash_ll": "the same, epoch picked by held-out log-loss", "rl": "reward model + RL",
+            "sft_leash_ll": "the same, epoch picked by held-out log-loss",
+            "sft_leash3": "the same, three leashed texts per correction", "rl": "reward model + RL",
             "rl_leash": "reward model + RL with the leash on replayed texts"}
 REVIEWED_VARIANTS = tuple(VARIANTS)
 STRATEGIES = ("uncertainty", "random")
@@ -247,7 +249,9 @@ def main() -> None:
                     chosen = [index[it.item_id] for it in select(items, budget, strategy, cost_opt, seed=seed)]
                     props = [[p.labels for p in ps] for ps in proposals_from_logits(pool_logits[chosen], 4, thresholds=cost_opt, seed=seed)]
                     judgments = offline_judgments([pool[i] for i in chosen], props, tax, noise=args.noise, seed=seed, rule=args.rank_rule)
-                    cfg = ImproveConfig(seed=seed, rl=RLConfig(steps=args.rl_steps))
+                    # the first variants were measured with epochs picked by held-out utility; the leash variants
+                    # say their own
+                    cfg = ImproveConfig(seed=seed, rl=RLConfig(steps=args.rl_steps), sft_select="utility")
                     train_js, held_js = split_items(judgments, cfg.holdout, seed)
                     tr_texts, tr_gold, tr_judged = consensus(train_js, len(tax))
                     held_texts, held_gold, held_judged = consensus(held_js, len(tax))
@@ -280,12 +284,12 @@ def main() -> None:
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
-                    for v, selected_on in (("sft_leash", "utility"), ("sft_leash_ll", "log_loss")):
+                    for v, selected_on, ratio in (("sft_leash", "utility", 1.0), ("sft_leash_ll", "log_loss", 1.0), ("sft_leash3", "log_loss", 3.0)):
                         if v not in todo:
                             continue
                         model = copy.deepcopy(base)
                         hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax,
-                                                  replace(cfg, sft_select=selected_on), log=lambda m: None, replay=leash)
+                                                  replace(cfg, sft_select=selected_on), log=lambda m: None, replay=replace(leash, ratio=ratio))
                         record(v, scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
@@ -411,7 +415,7 @@ def summarise(results: dict, out: Path) -> None:
     if not targets:
         return
     fig, axes = plt.subplots(len(targets), 2, figsize=(12, 4 * len(targets)), squeeze=False)
-    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:brown", "tab:red", "tab:pink")))
+    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:brown", "gold", "tab:red", "tab:pink")))
     for row, x in enumerate(targets):
         ref = results["reference"][x]
         for col, metric in enumerate(("utility", "macro_auprc")):

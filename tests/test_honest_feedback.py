@@ -148,7 +148,7 @@ def test_an_unjudged_category_gets_no_gradient_in_the_reward_model():
 
 
 def test_unjudged_gold_changes_neither_sft_on_corrections_nor_its_selection(taxonomy):
-    from moderation.training.improve import ImproveConfig, heldout_utility, sft_on_corrections
+    from moderation.training.improve import ImproveConfig, heldout_score, heldout_utility, sft_on_corrections
     from tests.conftest import make_tiny_policy
 
     texts = [f"text number {i}" for i in range(12)]
@@ -168,6 +168,9 @@ def test_unjudged_gold_changes_neither_sft_on_corrections_nor_its_selection(taxo
     assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
     policy = make_tiny_policy(taxonomy.names)
     assert heldout_utility(policy, texts, gold, judged, taxonomy) == heldout_utility(policy, texts, other, judged, taxonomy)
+    assert heldout_score(policy, texts, gold, judged, taxonomy, "log_loss") == heldout_score(policy, texts, other, judged, taxonomy, "log_loss")
+    assert heldout_score(policy, texts, gold, np.ones_like(judged), taxonomy, "log_loss") != heldout_score(
+        policy, texts, other, np.ones_like(judged), taxonomy, "log_loss")
     assert heldout_utility(policy, texts, gold, np.ones_like(judged), taxonomy) != heldout_utility(policy, texts, other,
                                                                                                    np.ones_like(judged), taxonomy)
 
@@ -252,7 +255,7 @@ def test_replay_mixes_training_examples_into_every_correction_batch(taxonomy, mo
     original = policy.train_logits
     policy.train_logits = lambda batch, **kw: (seen.append(list(batch)), original(batch, **kw))[1]
     sft_on_corrections(policy, texts, gold, judged, texts[:2], gold[:2], judged[:2], taxonomy,
-                       ImproveConfig(sft_epochs=1, sft_batch=4), log=lambda m: None, replay=replay)
+                       ImproveConfig(sft_epochs=1, sft_batch=4, sft_select="utility"), log=lambda m: None, replay=replay)
     assert len(seen) == 2 and all(len(b) == 8 for b in seen)
     assert all(sum(t.startswith("replayed") for t in b) == 4 for b in seen)
     # and the replayed labels reach the loss: without replay, categories nobody judged get no gradient
@@ -267,7 +270,7 @@ def test_replay_mixes_training_examples_into_every_correction_batch(taxonomy, mo
     for r in (None, replay):
         p = make_tiny_policy(taxonomy.names, finetune="lora")
         sft_on_corrections(p, texts, gold, judged, texts[:2], gold[:2], judged[:2], taxonomy,
-                           ImproveConfig(sft_epochs=1, sft_batch=4), log=lambda m: None, replay=r)
+                           ImproveConfig(sft_epochs=1, sft_batch=4, sft_select="utility"), log=lambda m: None, replay=r)
         with torch.no_grad():
             runs.append(torch.sigmoid(p.eval().text_logits(["replayed 3"]))[0])
     assert not torch.allclose(runs[0][1:], runs[1][1:])
@@ -329,7 +332,8 @@ def test_the_leash_trains_replayed_texts_toward_the_starting_policy_not_their_la
     monkeypatch.setattr(improve.F, "binary_cross_entropy_with_logits",
                         lambda logits, target, **kw: (seen.append(target.detach().clone()), real_bce(logits, target, **kw))[1])
     sft_on_corrections(policy, texts, gold, judged, texts[:2], gold[:2], judged[:2], taxonomy,
-                       ImproveConfig(sft_epochs=1, sft_batch=4), log=lambda m: None, replay=Replay(others, ones, ones, leash=True))
+                       ImproveConfig(sft_epochs=1, sft_batch=4, sft_select="utility"), log=lambda m: None,
+                       replay=Replay(others, ones, ones, leash=True))
     assert len(seen) == 2
     for batch, target in zip(batches, seen):
         assert torch.equal(target[:4], torch.from_numpy(gold[:4]))  # the corrections: their own labels

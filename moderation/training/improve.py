@@ -47,10 +47,11 @@ class ImproveConfig:
     sft_epochs: int = 3
     sft_lr: float = 3e-4
     sft_batch: int = 16
-    # How SFT picks its epoch on the held-out reviewed items: "utility" (of the cost-optimal decisions) or
-    # "log_loss" (mean BCE on the judged categories, a proper score: on 60 held-out items of one category
-    # utility moves in steps of one item, and ties keep the start)
-    sft_select: str = "utility"
+    # How SFT picks its epoch on the held-out reviewed items: "log_loss" (mean BCE on the judged categories,
+    # a proper score) or "utility" (of the cost-optimal decisions). On 60 held-out items of one category,
+    # utility moves in steps of one item and ties keep the start; on the adaptation benchmark log-loss picked
+    # better epochs (OLID: 0.66 of the gap closed against 0.47, docs/loop.md)
+    sft_select: str = "log_loss"
     rl: RLConfig = field(default_factory=RLConfig)
     seed: int = 0
 
@@ -174,31 +175,39 @@ def baseline_accuracies(policy: PolicyModel, reward: RewardModel, emb: np.ndarra
 
 @dataclass
 class Replay:
-    """Labelled examples the policy was trained on, mixed into every fine-tuning batch (`ratio` replayed
-    items per reviewed item), so that corrections about one platform's category redraw that category's
-    boundary less everywhere else. On the adaptation benchmark (300 YouTube spam corrections) it cut the
-    gate-split utility loss of fine-tuning by about half; on OLID it was within the seed spread
-    (benchmarks/adaptation.py, docs/loop.md)."""
+    """Texts of the sources the policy was trained on, mixed into every fine-tuning batch (`ratio` per
+    reviewed item), so that corrections about one platform's category redraw its boundary less everywhere
+    else. Two kinds, both measured on the adaptation benchmark (benchmarks/adaptation.py, docs/loop.md):
+
+      leash=True   the target is the starting policy's own probability on every category: BCE to it is the
+                   per-category KL to the start plus a constant, summed over categories per text (RL's leash,
+                   for SFT). It says "stay where you were on text like this", including on categories a
+                   replayed source never labelled, and it is what `moderate loop` uses (three per correction).
+                   A regulariser, not labels: nothing it produces is evaluated or stored as a judgment.
+      leash=False  the texts' own labels (`targets`, `mask`): label replay, the benchmark's `sft_replay`. It
+                   leaves every category a source did not label free, so 300 YouTube spam corrections still
+                   raised `spam` on every other source; the leash closed more of the gap with fewer falls.
+    """
 
     texts: list[str]
-    targets: np.ndarray  # soft labels, taxonomy order (ignored with `leash`)
-    mask: np.ndarray  # 1 where the source labelled the category (ignored with `leash`)
-    ratio: float = 1.0
-    # Leash: the replayed texts' target is the starting policy's own probability on every category (BCE to it
-    # is the per-category KL to the start, plus a constant), not their labels. It is a regulariser, the SFT
-    # counterpart of RL's KL leash: it says "stay where you were on text like this", and it covers the
-    # categories a replayed source never labelled (the label replay leaves `spam` free on every non-spam
-    # source, so 300 YouTube corrections raised it everywhere). Nothing it produces is evaluated as a label.
+    targets: np.ndarray | None = None  # soft labels, taxonomy order (label replay only)
+    mask: np.ndarray | None = None  # 1 where the source labelled the category (label replay only)
+    ratio: float = 1.0  # replayed texts per reviewed item in each batch
     leash: bool = False
+
+    def __post_init__(self):
+        if not self.ratio > 0:
+            raise ConfigError(f"Replay.ratio must be > 0, got {self.ratio}")
+        if not self.leash and (self.targets is None or self.mask is None or len(self.targets) != len(self.texts)):
+            raise ConfigError("label replay (leash=False) needs targets and mask, one row per text")
 
 
 def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, held_texts: list[str],
                        held_gold: np.ndarray, held_judged: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig, log=print,
                        replay: Replay | None = None) -> dict:
     """Fine-tune `policy` in place (LoRA) with BCE on reviewers' corrected label sets, masked to the
-    categories they judged (plus, with `replay`, the same loss on replayed training examples in every
-    batch). The epoch with the best held-out utility is kept, the starting point included: the same
-    selection RL gets.
+    categories they judged, plus, with `replay`, a loss on replayed texts in every batch (see Replay). The
+    epoch with the best held-out score (`cfg.sft_select`) is kept, the starting point included.
     """
     from tqdm import tqdm
 
