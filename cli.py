@@ -187,14 +187,15 @@ def loop_cmd(
     input: Annotated[Optional[str], typer.Option("--input", help="Candidate items (any `scan` input format); default: the dataset validation split.")] = None,
     simulate: Annotated[bool, typer.Option(help="Simulated reviewers work the queue through Label Studio (candidates: items with per-annotator labels).")] = False,
     wait: Annotated[float, typer.Option(help="Without --simulate: minutes to wait for human reviews before training (Ctrl-C stops waiting).")] = 0.0,
-    method: Annotated[Method, typer.Option(help="rl: reward model + RL; sft+rl: fine-tune on corrections first; sft: corrections only.")] = Method.rl,
+    method: Annotated[Method, typer.Option(help="sft: fine-tune on the corrections, held near the current model on other "
+                                                "sources (won the adaptation benchmark); rl: reward model + RL; sft+rl: both.")] = Method.sft,
     rl_steps: Annotated[int, typer.Option(min=1, help="Policy-gradient steps of RL fine-tuning (more: moves further from the current model).")] = 100,
     kl_beta: Annotated[float, typer.Option(min=0.0, help="Weight of the KL leash to the current model (larger: smaller, safer changes).")] = 0.05,
     policy: Annotated[Optional[Path], typer.Option(help="Torch checkpoint to improve (default: production's).")] = None,
     project: Project = "Moderation review", store: StoreDir = Path("data/feedback"), registry: RegistryDir = None,
     ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
 ) -> None:
-    """One iteration: select, push, review, pull, reward model, RL, export, and promote only if the gate passes."""
+    """One iteration: select, push, review, pull, reward model, fine-tune (SFT or RL), export, and promote only if the gate passes."""
     from moderation.training.improve import ImproveConfig
     from moderation.training.loop import LoopConfig, run_from_registry, verdict
     from moderation.training.rl import RLConfig

@@ -61,11 +61,13 @@ def test_registry_list_fits_80_columns(tmp_path, tiny_package):
 def test_loop_verdict_says_what_happened_and_what_to_try():
     from moderation.training.loop import verdict
 
-    refused = verdict({"version": "0.4.1", "parent": "0.4.0", "promoted": False, "export": {},
-                       "gate": {"passed": False, "reasons": ["reviewer utility did not improve: -0.3 vs -0.2 in production",
-                                                             "hate: test AUPRC fell 0.0300 (0.5 -> 0.47), more than 0.01"]}})
+    gate = {"passed": False, "reasons": ["reviewer utility did not improve: -0.3 vs -0.2 in production",
+                                         "hate: test AUPRC fell 0.0300 (0.5 -> 0.47), more than 0.01"]}
+    refused = verdict({"version": "0.4.1", "parent": "0.4.0", "promoted": False, "export": {}, "rl": {}, "gate": gate})
     assert refused.startswith("NOT PROMOTED") and "production stays 0.4.0" in refused
     assert "--n 2000" in refused and "--kl-beta" in refused and "hate: test AUPRC fell" in refused
+    sft = verdict({"version": "0.4.1", "parent": "0.4.0", "promoted": False, "export": {}, "sft": {}, "gate": gate})
+    assert "--kl-beta" not in sft and "one category cannot mean two things" in sft  # no RL knobs after SFT
     promoted = verdict({"version": "0.4.1", "parent": "0.4.0", "promoted": True, "export": {},
                         "gate": {"passed": True, "reasons": []}})
     assert promoted.startswith("PROMOTED: 0.4.1") and "rollback" in promoted

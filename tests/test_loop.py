@@ -128,7 +128,7 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     FeedbackStore(tmp_path / "feedback", taxonomy.names).add([Judgment(
         "elsewhere:1", leaked.id, leaked.text, "someone", "0.1.0", gold=(1,) * len(taxonomy),
         ranking=[(0,) * len(taxonomy), (1,) * len(taxonomy)])])
-    cfg = LoopConfig(project="loop test", n=30, simulate=True, unlabelled=20, always_export=True,
+    cfg = LoopConfig(project="loop test", n=30, simulate=True, method="rl", unlabelled=20, always_export=True,
                      improve=ImproveConfig(rl=RLConfig(steps=4, batch_texts=8, group_size=4, eval_every=2)))
     store = FeedbackStore(tmp_path / "feedback", taxonomy.names)
     report = run_iteration(cfg, connect(creds), creds.url, reg, store, small, taxonomy, candidates,
