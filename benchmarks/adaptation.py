@@ -185,10 +185,13 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results.setdefault("cells", {})
     results.setdefault("reference", {})
+    command = "benchmarks/adaptation.py " + " ".join(sys.argv[1:])
+    # every invocation that wrote cells, in order: the cells of one results file come from several runs
+    commands_run = results.get("setup", {}).get("commands_run", []) + [command]
     results["setup"] = {"simulation": SIMULATION, "no_x": str(args.no_x), "oracle": str(args.oracle), "targets": args.targets,
                         "others_items": len(others), "gate_items": len(gate), "rl_steps": args.rl_steps, "noise": args.noise,
-                        "rank_rule": args.rank_rule, "unlabelled": args.unlabelled,
-                        "command": "benchmarks/adaptation.py " + " ".join(sys.argv[1:])}
+                        "rank_rule": args.rank_rule, "unlabelled": args.unlabelled, "command": command,
+                        "commands_run": commands_run}
 
     def save() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
