@@ -217,15 +217,15 @@ def test_the_loops_sft_leashes_train_split_texts_of_other_sources_only(taxonomy,
     from moderation.training import loop
     from moderation.training.data import Example
 
-    assert loop.training_replay(small_examples["validation"] + small_examples["test"], taxonomy, 0) is None
+    assert loop.training_replay(small_examples["validation"] + small_examples["test"], 0) is None
     train = [Example(f"t:{i}", f"train text {i}", "s", {"toxic": float(i % 2)}, split="train") for i in range(30)]
     reviewed = [Example(f"r:{i}", f"reviewed platform text {i}", "platform", {"toxic": 1.0}, split="train") for i in range(30)]
     monkeypatch.setattr(loop, "REPLAY_ITEMS", 10)
-    replay = loop.training_replay(train + reviewed + small_examples["test"] + small_examples["gate"], taxonomy, 0,
+    replay = loop.training_replay(train + reviewed + small_examples["test"] + small_examples["gate"], 0,
                                   exclude_sources={"platform"})
     assert len(replay.texts) == 10 and all(t.startswith("train text") for t in replay.texts)
     assert replay.leash and replay.ratio == loop.LEASH_RATIO == 3.0 and replay.targets is None
-    assert loop.training_replay(reviewed, taxonomy, 0, exclude_sources={"platform"}) is None  # nothing else to hold on to
+    assert loop.training_replay(reviewed, 0, exclude_sources={"platform"}) is None  # nothing else to hold on to
     sources = loop.reviewed_sources(train + reviewed, [type("J", (), {"item_id": "r:3"})(), type("J", (), {"item_id": "gone"})()])
     assert sources == {"platform"}
 
