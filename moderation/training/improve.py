@@ -97,13 +97,19 @@ def heldout_score(policy: PolicyModel, texts: list[str], gold: np.ndarray, judge
     """What SFT's epoch selection maximises on the held-out reviewed items (`ImproveConfig.sft_select`)."""
     if select == "utility":
         return heldout_utility(policy, texts, gold, judged, taxonomy)
+    return -heldout_utility_and_log_loss(policy, texts, gold, judged, taxonomy)[1]
+
+
+def heldout_utility_and_log_loss(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray,
+                                 taxonomy: Taxonomy) -> tuple[float, float]:
+    """Held-out utility (as `heldout_utility`) and mean BCE on the judged categories, from one forward pass."""
     if not texts:
-        return float("nan")
+        return float("nan"), float("nan")
     with torch.no_grad():
         z = policy.eval().text_logits(texts, max_windows=1)
     m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
     bce = F.binary_cross_entropy_with_logits(z, torch.from_numpy(np.asarray(gold, dtype=np.float32)), reduction="none")
-    return -float((bce * m).sum() / m.sum().clamp(min=1))
+    return cost_optimal_utility(torch.sigmoid(z).numpy(), gold, judged, taxonomy), float((bce * m).sum() / m.sum().clamp(min=1))
 
 
 def heldout_utility(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, taxonomy: Taxonomy) -> float:
@@ -218,10 +224,10 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     y = torch.from_numpy(np.asarray(gold, dtype=np.float32))
     m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
     def held() -> dict:
-        out = {"heldout_utility": heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)}
-        if cfg.sft_select != "utility":
-            out[f"heldout_{cfg.sft_select}"] = -heldout_score(policy, held_texts, held_gold, held_judged, taxonomy, cfg.sft_select)
-        return out
+        if cfg.sft_select == "utility":
+            return {"heldout_utility": heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)}
+        util, log_loss = heldout_utility_and_log_loss(policy, held_texts, held_gold, held_judged, taxonomy)
+        return {"heldout_utility": util, "heldout_log_loss": log_loss}
 
     def score(h: dict) -> float:
         return h["heldout_utility"] if cfg.sft_select == "utility" else -h[f"heldout_{cfg.sft_select}"]
