@@ -379,10 +379,12 @@ def test_a_focused_gate_asks_better_where_reviewed_and_not_worse_elsewhere(taxon
     worse_elsewhere = better_there.copy()
     worse_elsewhere[~focus] = np.clip(prod[~focus] + 0.3 * (0.5 - y[~focus]), 0, 1)  # pushed toward the wrong side
     refused = paired_gate(worse_elsewhere, prod, y, mask, taxonomy, focus=focus)
-    assert not refused.passed and any(r.startswith("reviewer utility on the other 2700 gate items may have fallen") for r in refused.reasons)
+    assert not refused.passed and any(r.startswith("reviewer utility on the rest of the gate split (2700 items) may have fallen")
+                                      for r in refused.reasons)
     # no gain on the platform: refused however clean the rest is
     same = paired_gate(prod, prod, y, mask, taxonomy, focus=focus)
-    assert not same.passed and same.reasons[0].startswith("reviewer utility on the reviewed platform's 300 gate items did not improve")
+    assert not same.passed and same.reasons[0].startswith("the reviewed platform's 300 gate items (toxic, hate, violence, sexual, "
+                                                          "self_harm, misleading, spam) did not improve beyond noise")
     # a focus too small to judge falls back to the whole-split rule, and says so
     tiny = np.zeros(len(y), bool)
     tiny[:10] = True
@@ -391,3 +393,40 @@ def test_a_focused_gate_asks_better_where_reviewed_and_not_worse_elsewhere(taxon
     assert fallback.reasons[0].startswith("reviewer utility did not improve beyond noise")
     with pytest.raises(ValueError, match="focus has 5 entries"):
         paired_gate(prod, prod, y, mask, taxonomy, focus=focus[:5])
+
+
+def test_the_focused_gate_judges_the_platform_on_what_its_annotators_labelled_and_takes_a_better_ranking(taxonomy):
+    """With focus_categories, the reviewed platform must improve on those categories (utility, or ranking:
+    each tested at 2.5%); its other categories join the rest. A better ranking with unchanged decisions passes;
+    a shift of the scores (re-tuned thresholds, recalibration: the same ranking) cannot pass through ranking."""
+    items, y, prod = gate_set(taxonomy, n=3000)
+    mask = np.ones_like(y)
+    focus = np.zeros(len(y), bool)
+    focus[:400] = True
+    toxic = np.array([c == "toxic" for c in taxonomy.names])
+    t = taxonomy.cost_optimal_thresholds()[0]
+    rng = np.random.default_rng(5)
+    prod[focus, 0] = rng.random(400) * t * 0.9  # production: toxic below its threshold on every platform item
+    ranked = prod.copy()
+    ranked[focus, 0] = (0.5 * y[focus, 0] + 0.4 * rng.random(400)) * t * 0.9  # ranks positives first, still all below
+    g = paired_gate(ranked, prod, y, mask, taxonomy, focus=focus, focus_categories=toxic)
+    assert g.passed and g.focus["focus"]["delta"] == 0 and g.focus["focus"]["auprc_interval"][0] > 0
+    assert g.focus["focus"]["categories"] == ["toxic"] and g.focus["rest"]["n"] == 3000  # the platform's other categories too
+    shifted = prod.copy()
+    shifted[focus, 0] = np.clip(prod[focus, 0] * 1.05, 0, 1)  # the same ranking
+    refused = paired_gate(shifted, prod, y, mask, taxonomy, focus=focus, focus_categories=toxic)
+    assert not refused.passed and refused.focus["focus"]["auprc_delta"] == 0
+    assert refused.reasons[0].startswith("the reviewed platform's 400 gate items (toxic) did not improve beyond noise")
+    # better on a category the platform's annotators did not label: not evidence of what they taught
+    elsewhere = prod.copy()
+    elsewhere[focus, 1] = sharper(y[focus, 1], prod[focus, 1], rng, noise=0.2)
+    assert paired_gate(elsewhere, prod, y, mask, taxonomy, focus=focus).passed  # counted when every category is the focus
+    assert not paired_gate(elsewhere, prod, y, mask, taxonomy, focus=focus, focus_categories=toxic).passed
+    # the ranking improved, but the platform's decisions fell beyond noise: refused
+    worse_decisions = ranked.copy()
+    worse_decisions[focus & (y[:, 0] == 0), 0] = np.maximum(ranked[focus & (y[:, 0] == 0), 0], t + 0.01)  # every negative flagged
+    worse_decisions[focus & (y[:, 0] == 1), 0] = 0.99
+    fell = paired_gate(worse_decisions, prod, y, mask, taxonomy, focus=focus, focus_categories=toxic)
+    assert not fell.passed and any(r.startswith("reviewer utility on the reviewed platform's 400 gate items fell") for r in fell.reasons)
+    with pytest.raises(ValueError, match="focus_categories has 2 entries"):
+        paired_gate(prod, prod, y, mask, taxonomy, focus=focus, focus_categories=toxic[:2])

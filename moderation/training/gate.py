@@ -6,11 +6,25 @@ models) says how much of a difference is noise:
 
   utility   mean per-item reviewer utility of the cost-optimal decisions (masked to labelled categories);
             the candidate must be better with the one-sided 95% lower bound of the difference above 0.
-            With `focus` (the gate items of the sources the reviews came from, the "reviewed platform"):
-            better there (lower bound above 0), and not worse on the rest by more than `max_utility_drop`
-            per item (non-inferiority: the rest's lower bound above -max_utility_drop). A team that reviewed
-            one platform's traffic asks exactly this; the whole-split mean dilutes the platform's few
-            hundred items in thousands of others (the adaptation benchmark: 399 OLID items of 5,252).
+            With `focus` (the gate items of the sources the reviews came from, the "reviewed platform") and
+            `focus_categories` (what that platform's annotators labelled; default all): the focus is those
+            items on those categories, and everything else (other items, and the platform's categories that
+            only carry priors such as assumed negatives) is "the rest". A team that reviewed one platform's
+            traffic asks: is it better there, and no worse elsewhere? So, with the same resampled items:
+              better there   the focus's utility change has its 97.5% lower bound above 0, or the macro
+                             AUPRC change of the focus categories (those with `min_positives` positives on
+                             the focus items) has its 97.5% lower bound above 0. Two tests, each at 2.5%, so
+                             a candidate no better than production passes at most 5% of the time, as with the
+                             single test at 5% (Bonferroni). Ranking is the sensitive one: on the 399 OLID
+                             gate items even the oracle's toxic utility gain (+0.015 per item) has an interval
+                             across 0, while its AUPRC gain does not; re-tuned thresholds and recalibration
+                             cannot move a ranking, so they can only pass through utility.
+              not worse there  the focus's utility change has its 97.5% upper bound at or above 0 (decisions on
+                             the platform did not fall beyond noise while its ranking improved)
+              not worse elsewhere  the rest's utility change has its 95% lower bound above -`max_utility_drop`
+                             per item (non-inferiority)
+            The whole-split mean would dilute the platform's few hundred items in thousands of others (the
+            adaptation benchmark: 399 OLID items of 5,252).
   AUPRC     per category; a category vetoes only when it has at least `min_positives` positives, its
             AUPRC fell by more than `max_auprc_drop`, and the one-sided 95% upper bound of the change is
             below 0 (the fall is real, not a few items moving). Categories with too few positives are
@@ -69,9 +83,11 @@ def item_utility(probs: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxon
 
 def paired_gate(candidate: np.ndarray, production: np.ndarray, targets: np.ndarray, mask: np.ndarray, taxonomy: Taxonomy,
                 max_auprc_drop: float = MAX_AUPRC_DROP, min_positives: int = MIN_POSITIVES, n_boot: int = N_BOOT,
-                seed: int = 0, focus: np.ndarray | None = None, max_utility_drop: float = MAX_UTILITY_DROP) -> Gate:
+                seed: int = 0, focus: np.ndarray | None = None, max_utility_drop: float = MAX_UTILITY_DROP,
+                focus_categories: np.ndarray | None = None) -> Gate:
     """Compare two models' probabilities on the same gate items (rows aligned) and decide. `focus` (a
-    boolean per item) marks the items of the reviewed platform; see the module docstring."""
+    boolean per item) marks the items of the reviewed platform and `focus_categories` (a boolean per
+    category) what its annotators labelled; see the module docstring."""
     n = len(targets)
     if n == 0:
         return Gate(False, ["the gate split is empty: nothing to compare the models on"])
@@ -85,27 +101,17 @@ def paired_gate(candidate: np.ndarray, production: np.ndarray, targets: np.ndarr
     focus = None if focus is None else np.asarray(focus, dtype=bool)
     if focus is not None and len(focus) != n:
         raise ValueError(f"focus has {len(focus)} entries for {n} gate items")
+    cats = np.ones(len(taxonomy), bool) if focus_categories is None else np.asarray(focus_categories, dtype=bool)
+    if len(cats) != len(taxonomy):
+        raise ValueError(f"focus_categories has {len(cats)} entries for {len(taxonomy)} categories")
     focused = None
-    if focus is not None and MIN_FOCUS_ITEMS <= focus.sum() < n:
-        focused = {}
-        for part, rows in (("focus", focus), ("rest", ~focus)):
-            w = counts[:, rows]
-            part_boot = (w * diff[rows]).sum(1) / np.maximum(w.sum(1), 1)
-            focused[part] = {"n": int(rows.sum()), "delta": float(diff[rows].mean()),
-                             "interval": [float(x) for x in np.percentile(part_boot, [5, 95])]}
-        f, r = focused["focus"], focused["rest"]
-        if not f["interval"][0] > 0:
-            reasons.append(f"reviewer utility on the reviewed platform's {f['n']} gate items did not improve beyond noise: "
-                           f"{f['delta']:+.4f} per item (90% interval {f['interval'][0]:+.4f} to {f['interval'][1]:+.4f}; "
-                           "the lower end must be above 0)")
-        if not r["interval"][0] > -max_utility_drop:
-            reasons.append(f"reviewer utility on the other {r['n']} gate items may have fallen by more than {max_utility_drop} "
-                           f"per item: {r['delta']:+.4f} (90% interval {r['interval'][0]:+.4f} to {r['interval'][1]:+.4f}; "
-                           f"the lower end must be above {-max_utility_drop})")
+    if focus is not None and MIN_FOCUS_ITEMS <= focus.sum() < n and cats.any():
+        focused = _focused_rule(candidate, production, targets, mask, taxonomy, focus, cats, counts, min_positives,
+                                max_utility_drop, reasons, notes)
     else:
         if focus is not None:
             notes.append(f"{int(focus.sum())} gate items of the reviewed platform (need {MIN_FOCUS_ITEMS}, and some "
-                         "others): judged on the whole split instead")
+                         "others, and a labelled category): judged on the whole split instead")
         if not lo > 0:
             reasons.append(f"reviewer utility did not improve beyond noise: {du:+.4f} per item (90% interval "
                            f"{lo:+.4f} to {hi:+.4f}; the lower end must be above 0)")
@@ -127,3 +133,53 @@ def paired_gate(candidate: np.ndarray, production: np.ndarray, targets: np.ndarr
             reasons.append(f"{name}: gate-split AUPRC fell {before - after:.4f} ({before:.4f} -> {after:.4f}), more than "
                            f"{max_auprc_drop}, and not by noise (90% interval of the change {c_lo:+.4f} to {c_hi:+.4f})")
     return Gate(not reasons, reasons, du, [lo, hi], deltas, intervals, notes, n, focused)
+
+
+def _focused_rule(candidate, production, targets, mask, taxonomy: Taxonomy, focus: np.ndarray, cats: np.ndarray,
+                  counts: np.ndarray, min_positives: int, max_utility_drop: float, reasons: list, notes: list) -> dict:
+    """The reviewed-platform rule (module docstring): appends its refusals to `reasons`; returns what it measured."""
+    focus_mask = mask * focus[:, None] * cats[None, :]
+    rest_mask = mask - focus_mask
+    out = {}
+    for part, m, rows, (q_lo, q_hi) in (("focus", focus_mask, focus, (2.5, 97.5)),
+                                        ("rest", rest_mask, (rest_mask > 0).any(1), (5, 95))):
+        d = (item_utility(candidate[rows], targets[rows], m[rows], taxonomy)
+             - item_utility(production[rows], targets[rows], m[rows], taxonomy))
+        w = counts[:, rows]
+        part_boot = (w * d).sum(1) / np.maximum(w.sum(1), 1)
+        out[part] = {"n": int(rows.sum()), "delta": float(d.mean()) if len(d) else 0.0,
+                     "interval": [float(x) for x in np.percentile(part_boot, [q_lo, q_hi])]}
+    f, r = out["focus"], out["rest"]
+    f["categories"] = [c for c, k in zip(taxonomy.names, cats) if k]
+    changes, ranked = [], []
+    for c in np.nonzero(cats)[0]:
+        keep = focus & (mask[:, c] > 0)
+        y = (targets[keep, c] >= 0.5).astype(np.int64)
+        if y.sum() < min_positives or y.sum() == len(y):
+            notes.append(f"{taxonomy.names[c]}: {int(y.sum())} positives on the reviewed platform's gate items (fewer than "
+                         f"{min_positives}): its ranking there is not judged")
+            continue
+        ones = np.ones((1, int(keep.sum())))
+        changes.append(weighted_average_precision(candidate[keep, c], y, np.vstack([ones, counts[:, keep]]))
+                       - weighted_average_precision(production[keep, c], y, np.vstack([ones, counts[:, keep]])))
+        ranked.append(taxonomy.names[c])
+    if changes:
+        macro = np.mean(changes, axis=0)  # row 0: the change on the items as they are; then one per resample
+        f["auprc_categories"], f["auprc_delta"] = ranked, float(macro[0])
+        f["auprc_interval"] = [float(x) for x in np.nanpercentile(macro[1:], [2.5, 97.5])]
+    utility_better = f["interval"][0] > 0
+    ranking_better = bool(changes) and f["auprc_interval"][0] > 0
+    if not (utility_better or ranking_better):
+        ranking = (f"; macro AUPRC of {', '.join(ranked)} {f['auprc_delta']:+.4f} (95% interval {f['auprc_interval'][0]:+.4f} to "
+                   f"{f['auprc_interval'][1]:+.4f})" if changes else "; no category with enough positives to judge its ranking")
+        reasons.append(f"the reviewed platform's {f['n']} gate items ({', '.join(f['categories'])}) did not improve beyond noise: "
+                       f"reviewer utility {f['delta']:+.4f} per item (95% interval {f['interval'][0]:+.4f} to "
+                       f"{f['interval'][1]:+.4f}){ranking}; one of the lower ends must be above 0")
+    if f["interval"][1] < 0:
+        reasons.append(f"reviewer utility on the reviewed platform's {f['n']} gate items fell beyond noise: {f['delta']:+.4f} per "
+                       f"item (95% interval {f['interval'][0]:+.4f} to {f['interval'][1]:+.4f})")
+    if not r["interval"][0] > -max_utility_drop:
+        reasons.append(f"reviewer utility on the rest of the gate split ({r['n']} items) may have fallen by more than "
+                       f"{max_utility_drop} per item: {r['delta']:+.4f} (90% interval {r['interval'][0]:+.4f} to "
+                       f"{r['interval'][1]:+.4f}; the lower end must be above {-max_utility_drop})")
+    return out

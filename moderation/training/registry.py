@@ -159,8 +159,8 @@ class Registry:
                 scorer=package_scorer, focus_sources: set[str] | None = None) -> Gate:
         """Run the gate against production on `gate_examples` (the gate split); make `version` production if it
         passes (or `force`). `scorer(package)` gives a package's texts -> probabilities function.
-        `focus_sources`: the sources the reviews came from; their gate items must improve and the rest must not
-        fall (gate.py)."""
+        `focus_sources`: the sources the reviews came from; their gate items must improve on what the sources'
+        annotators labelled and the rest must not fall (gate.py)."""
         v = self.get(version)
         current = self.production()
         if current is not None and current.version == version:
@@ -199,7 +199,7 @@ class Registry:
         focus = None if not focus_sources else np.array([e.source in focus_sources for e in gate_examples])
         return paired_gate(np.asarray(scorer(self.resolve(candidate.package))(texts)),
                            np.asarray(scorer(self.resolve(production.package))(texts)), targets, mask, taxonomy, max_auprc_drop,
-                           focus=focus)
+                           focus=focus, focus_categories=None if not focus_sources else annotated_categories(focus_sources, taxonomy))
 
     def rollback(self) -> Version:
         """Production goes back to the version before the current one."""
@@ -276,3 +276,13 @@ def add_package(reg: Registry, package: Path, checkpoint: Path | None, version: 
         test = test_examples(load_taxonomy(package / "taxonomy.toml"))
         log(f"measuring {package} on {len(test)} test texts…")
     return reg.add(version, package, package_metrics(package, test), checkpoint=checkpoint)
+
+
+def annotated_categories(sources, taxonomy) -> np.ndarray:
+    """Per category, whether any of `sources`' annotators labelled it (data.SOURCE_TABLE): the gate's focus
+    categories. Assumed negatives and negatives-if-clean are priors, not annotations, so they are not evidence
+    that reviews of that platform taught something."""
+    from moderation.training.data import SOURCE_TABLE
+
+    labelled = {c for s in sources if s in SOURCE_TABLE for c in SOURCE_TABLE[s].labels}
+    return np.array([c in labelled for c in taxonomy.names])
