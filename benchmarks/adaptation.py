@@ -29,6 +29,9 @@ Variants at equal budget (the same reviewed items):
   sft_leash_ll  sft_leash with its epoch picked by held-out log-loss instead of held-out utility
           (ImproveConfig.sft_select)
   sft_leash3  sft_leash_ll with three leashed texts per correction instead of one
+  sft_near  sft_leash3 with half of each batch's leashed texts drawn from the ten nearest replayed texts of
+          its corrections (the no-X model's encoder states; improve.Replay.near), the rest uniform
+  sft_near_w3  sft_near with the leash's loss weighted 3x against the corrections' (improve.Replay.weight)
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
   rl_leash  the same RL, also held by a KL to the no-X model on the replayed texts (rl.py `leash_texts`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
@@ -66,7 +69,9 @@ VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recali
             "sft_replay_cal": "the same, recalibrated on validation + the reviewed items",
             "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts",
             "sft_leash_ll": "the same, epoch picked by held-out log-loss",
-            "sft_leash3": "the same, three leashed texts per correction", "rl": "reward model + RL",
+            "sft_leash3": "the same, three leashed texts per correction",
+            "sft_near": "the same, half the leashed texts the corrections' nearest neighbours",
+            "sft_near_w3": "the same, the leash weighted three times the corrections", "rl": "reward model + RL",
             "rl_leash": "reward model + RL with the leash on replayed texts"}
 REVIEWED_VARIANTS = tuple(VARIANTS)
 STRATEGIES = ("uncertainty", "random")
@@ -113,10 +118,12 @@ def elsewhere(probs, base, y, m, sources: np.ndarray, tax) -> dict:
     return {"falls": falls, "auprc_deltas": deltas, "macro_auprc": macro(auprc(probs, y, m))}
 
 
-def gate_result(cand, prod, y, m, tax, focus=None) -> dict:
+def gate_result(cand, prod, y, m, tax, focus=None, focus_sources=()) -> dict:
     from moderation.training.gate import paired_gate
+    from moderation.training.registry import annotated_categories
 
-    g = paired_gate(cand, prod, y, m, tax, focus=focus)
+    g = paired_gate(cand, prod, y, m, tax, focus=focus,
+                    focus_categories=annotated_categories(focus_sources, tax) if focus is not None else None)
     return {"passed": g.passed, "utility_delta": g.utility_delta, "utility_interval": g.utility_interval, "reasons": g.reasons,
             **({"focus": g.focus} if focus is not None else {})}
 
@@ -138,6 +145,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/adaptation.json")
     ap.add_argument("--render-only", action="store_true", help="recompute the summary, table and plot from --out")
     ap.add_argument("--redo", nargs="*", default=[], choices=list(VARIANTS), help="run these variants again where recorded")
+    ap.add_argument("--rejudge", action="store_true",
+                    help="recompute every recorded gate verdict from the saved scores (--scores-dir) with the current gate; "
+                         "verdicts without saved scores keep theirs under gate_focus_utility_only and lose gate_focus")
     ap.add_argument("--scores-dir", type=Path, default=ROOT / "runs/adaptation-scores",
                     help="each candidate's scores (X test, others, gate) as .npy, to re-judge without retraining")
     args = ap.parse_args()
@@ -155,7 +165,7 @@ def main() -> None:
     from moderation.taxonomy import load_taxonomy
     from moderation.training.baselines import Recalibration, utility_thresholds
     from moderation.training.data import SOURCE_TABLE, label_matrix, load_examples
-    from moderation.training.improve import ImproveConfig, Replay, consensus, recalibrate, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
+    from moderation.training.improve import ImproveConfig, Replay, consensus, replay_embeddings, recalibrate, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
     from moderation.training.policy import PolicyModel
     from moderation.training.rl import RLConfig
 
@@ -208,6 +218,12 @@ def main() -> None:
     print(f"scoring {len(others)} other-source test items and {len(gate)} gate items with the no-X model…", flush=True)
     base_oth, base_gate = scores(base, [e.text for e in others]), scores(base, [e.text for e in gate])
     oracle_scores = {}
+    if args.rejudge:
+        rejudge(results, args, base_gate, y_gate, m_gate, src_gate, tax, lambda texts: scores(PolicyModel.load(args.oracle).eval(), texts),
+                [e.text for e in gate])
+        summarise(results, args.out)
+        save()
+        return
 
     for x in args.targets:
         judged_cats = [c for c in SOURCE_TABLE[x].labels]
@@ -233,7 +249,7 @@ def main() -> None:
             ref["oracle"] = {"target": on_target(scores(oracle, [e.text for e in test]), y_x, m_x, tax),
                              "elsewhere": elsewhere(o_oth[keep_oth], base_oth[keep_oth], y_oth[keep_oth], m_oth[keep_oth], src_oth[keep_oth], tax),
                              "gate": gate_result(o_gate, base_gate, y_gate, m_gate, tax),
-                             "gate_focus": gate_result(o_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x)}
+                             "gate_focus": gate_result(o_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x, focus_sources=[x])}
             save()
         print(f"[{x}] no-X {json.dumps(ref['no_x']['target'])}\n[{x}] oracle {json.dumps(ref['oracle']['target'])}", flush=True)
         items = [QueueItem(e.id, e.text, 1 / (1 + np.exp(-pool_logits[i])), e.source) for i, e in enumerate(pool)]
@@ -265,7 +281,7 @@ def main() -> None:
                         cell[v] = {"target": on_target(p_x, y_x, m_x, tax),
                                    "elsewhere": elsewhere(p_oth[keep_oth], base_oth[keep_oth], y_oth[keep_oth], m_oth[keep_oth], src_oth[keep_oth], tax),
                                    "gate": gate_result(p_gate, base_gate, y_gate, m_gate, tax),
-                                   "gate_focus": gate_result(p_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x), **(extra or {})}
+                                   "gate_focus": gate_result(p_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x, focus_sources=[x]), **(extra or {})}
                         args.scores_dir.mkdir(parents=True, exist_ok=True)
                         np.savez_compressed(args.scores_dir / f"{key.replace('|', '_')}_{v}.npz", x=p_x, others=p_oth, gate=p_gate)
                         results["cells"][key] = cell
@@ -287,12 +303,18 @@ def main() -> None:
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
-                    for v, selected_on, ratio in (("sft_leash", "utility", 1.0), ("sft_leash_ll", "log_loss", 1.0), ("sft_leash3", "log_loss", 3.0)):
+                    for v, selected_on, ratio, near, weight in (("sft_leash", "utility", 1.0, 0.0, 1.0), ("sft_leash_ll", "log_loss", 1.0, 0.0, 1.0),
+                                                                ("sft_leash3", "log_loss", 3.0, 0.0, 1.0), ("sft_near", "log_loss", 3.0, 0.5, 1.0),
+                                                                ("sft_near_w3", "log_loss", 3.0, 0.5, 3.0)):
                         if v not in todo:
                             continue
+                        if near and leash.embeddings is None:
+                            print("embedding the replayed texts with the no-X model (once per run)…", flush=True)
+                            leash.embeddings = replay_embeddings(base, leash.texts)
                         model = copy.deepcopy(base)
                         hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax,
-                                                  replace(cfg, sft_select=selected_on), log=lambda m: None, replay=replace(leash, ratio=ratio))
+                                                  replace(cfg, sft_select=selected_on), log=lambda m: None,
+                                                  replay=replace(leash, ratio=ratio, near=near, weight=weight))
                         record(v, scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
@@ -334,6 +356,34 @@ def main() -> None:
     save()
 
 
+def rejudge(results: dict, args, base_gate, y_gate, m_gate, src_gate, tax, oracle_scorer, gate_texts) -> None:
+    """Re-run the gate (both rules) on every candidate whose scores were saved, without retraining. The focused
+    rule changed once (it used to ask utility on every category of the platform's items; docs/loop.md), so a
+    verdict that cannot be recomputed is kept apart, not mixed with the new ones."""
+    o_gate = oracle_scorer(gate_texts)
+    for x, ref in results["reference"].items():
+        if "oracle" in ref:
+            ref["oracle"]["gate"] = gate_result(o_gate, base_gate, y_gate, m_gate, tax)
+            ref["oracle"]["gate_focus"] = gate_result(o_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x, focus_sources=[x])
+    redone = kept = 0
+    for key, cell in results["cells"].items():
+        x = key.split("|")[0]
+        for v in VARIANTS:
+            if v not in cell or "target" not in cell[v]:
+                continue
+            f = args.scores_dir / f"{key.replace('|', '_')}_{v}.npz"
+            if "gate_focus" in cell[v] and "categories" not in (cell[v]["gate_focus"].get("focus") or {}).get("focus", {}):
+                cell[v]["gate_focus_utility_only"] = cell[v].pop("gate_focus")
+            if f.is_file():
+                p_gate = np.load(f)["gate"]
+                cell[v]["gate"] = gate_result(p_gate, base_gate, y_gate, m_gate, tax)
+                cell[v]["gate_focus"] = gate_result(p_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x, focus_sources=[x])
+                redone += 1
+            else:
+                kept += 1
+    print(f"re-judged {redone} candidates from their saved scores; {kept} without saved scores keep only their old verdicts")
+
+
 def _ms(vals) -> list:
     vals = [float(v) for v in vals if v is not None and v == v]
     return [float(np.mean(vals)), float(np.std(vals)), len(vals)] if vals else [float("nan"), float("nan"), 0]
@@ -349,16 +399,16 @@ def summarise(results: dict, out: Path) -> None:
                 groups.setdefault((x, strategy, int(budget), v), []).append(cell[v])
     summary = {}
     lines = ["| target | selection | reviews | variant | utility on X | AUPRC on X | gap closed (utility / AUPRC) | other-source falls | "
-             "gate passes (whole split) | gate passes (X focus) | seeds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "gate passes (whole split) | gate passes (X focus) | X focus, first rule (utility only) | seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for x, ref in results["reference"].items():
         nx, orc = ref["no_x"]["target"], ref.get("oracle", {}).get("target")
-        lines.append(f"| {x} | — | 0 | no-X model | {nx['utility']:.4f} | {nx['macro_auprc']:.4f} | 0 / 0 | — | — | — | — |")
+        lines.append(f"| {x} | — | 0 | no-X model | {nx['utility']:.4f} | {nx['macro_auprc']:.4f} | 0 / 0 | — | — | — | — | — |")
         if orc:
             falls = len(ref["oracle"]["elsewhere"]["falls"])
             focus = f"{int(ref['oracle']['gate_focus']['passed'])}/1" if "gate_focus" in ref["oracle"] else "—"
             lines.append(f"| {x} | — | all train | oracle | {orc['utility']:.4f} | {orc['macro_auprc']:.4f} | 1 / 1 | {falls} | "
-                         f"{int(ref['oracle']['gate']['passed'])}/1 | {focus} | — |")
+                         f"{int(ref['oracle']['gate']['passed'])}/1 | {focus} | — | — |")
         for (gx, strategy, budget, v), cells in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], list(VARIANTS).index(kv[0][3]))):
             if gx != x:
                 continue
@@ -368,12 +418,15 @@ def summarise(results: dict, out: Path) -> None:
             falls = _ms([len(c["elsewhere"]["falls"]) for c in cells])
             passes = sum(c["gate"]["passed"] for c in cells)
             focused = [c["gate_focus"]["passed"] for c in cells if "gate_focus" in c]
+            first_rule = [c["gate_focus_utility_only"]["passed"] for c in cells if "gate_focus_utility_only" in c]
             summary[f"{x}|{strategy}|{budget}|{v}"] = {"utility": u, "macro_auprc": a, "gap_closed_utility": gap_u, "gap_closed_auprc": gap_a,
                                                         "other_source_falls": falls, "gate_passes": passes,
-                                                        "gate_focus_passes": [sum(focused), len(focused)], "seeds": len(cells)}
+                                                        "gate_focus_passes": [sum(focused), len(focused)],
+                                                        "gate_focus_first_rule_passes": [sum(first_rule), len(first_rule)], "seeds": len(cells)}
             lines.append(f"| {x} | {strategy} | {budget} | {v} | {u[0]:.4f} ± {u[1]:.4f} | {a[0]:.4f} ± {a[1]:.4f} | "
                          f"{gap_u[0]:.2f} / {gap_a[0]:.2f} | {falls[0]:.1f} | {passes}/{len(cells)} | "
-                         f"{f'{sum(focused)}/{len(focused)}' if focused else '—'} | {len(cells)} |")
+                         f"{f'{sum(focused)}/{len(focused)}' if focused else '—'} | "
+                         f"{f'{sum(first_rule)}/{len(first_rule)}' if first_rule else '—'} | {len(cells)} |")
     rm_lines = ["", "| target | selection | reviews | reward model held-out accuracy | its untrained start | Hamming to greedy | seeds |",
                 "|---|---|---|---|---|---|---|"]
     rms: dict[tuple, list] = {}
@@ -418,7 +471,7 @@ def summarise(results: dict, out: Path) -> None:
     if not targets:
         return
     fig, axes = plt.subplots(len(targets), 2, figsize=(12, 4 * len(targets)), squeeze=False)
-    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:brown", "gold", "tab:red", "tab:pink")))
+    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:brown", "gold", "navy", "teal", "tab:red", "tab:pink")))
     for row, x in enumerate(targets):
         ref = results["reference"][x]
         for col, metric in enumerate(("utility", "macro_auprc")):
