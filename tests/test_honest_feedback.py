@@ -359,35 +359,3 @@ def test_sft_can_pick_its_epoch_by_held_out_log_loss(taxonomy):
     losses = [h["heldout_log_loss"] for h in report["history"]]
     assert report["selected_on"] == "log_loss" and report["best_epoch"] == int(np.argmin(losses))
     assert report["best_heldout_utility"] == report["history"][report["best_epoch"]]["heldout_utility"]
-
-
-def test_the_near_share_of_the_leash_comes_from_the_batchs_own_corrections_neighbours(taxonomy, monkeypatch):
-    """Replay(near=1): every leashed text of a batch is one of its corrections' nearest replayed texts (here
-    each correction's exact copy, planted among unrelated texts); near=0 draws from the whole pool."""
-    from moderation.errors import ConfigError
-    from moderation.training.improve import ImproveConfig, Replay, sft_on_corrections
-    from moderation.training.policy import PolicyModel
-    from tests.conftest import make_tiny_policy
-
-    texts = [f"reviewed post number {i} about {w}" for i, w in enumerate("cats dogs trains boats cars bikes rain snow".split())]
-    judged = np.zeros((8, len(taxonomy)), np.float32)
-    judged[:, 0] = 1
-    others = [f"another platform's text {i} on {w}" for i, w in enumerate(("football", "recipes", "taxes", "gardening") * 10)]
-    policy = make_tiny_policy(taxonomy.names, finetune="lora")
-    original, batches = PolicyModel.train_logits, []
-    monkeypatch.setattr(PolicyModel, "train_logits",
-                        lambda self, batch, **kw: ((batches.append(list(batch)) if self is policy else None), original(self, batch, **kw))[1])
-    for near in (1.0, 0.0):
-        batches.clear()
-        sft_on_corrections(policy, texts, judged.copy(), judged, texts[:2], judged[:2], judged[:2], taxonomy,
-                           ImproveConfig(sft_epochs=1, sft_batch=4, sft_select="utility"), log=lambda m: None,
-                           replay=Replay(others + texts, leash=True, near=near, neighbours=1))
-        assert len(batches) == 2
-        if near:
-            assert all(sorted(b[4:]) == sorted(b[:4]) for b in batches)  # each correction's own copy, nothing else
-        else:
-            assert any(t in others for b in batches for t in b[4:])
-    with pytest.raises(ConfigError, match="near"):
-        Replay(others, leash=True, near=1.5)
-    with pytest.raises(ConfigError, match="embeddings"):
-        Replay(others, leash=True, near=0.5, embeddings=np.zeros((3, 4), np.float32))

@@ -200,55 +200,12 @@ class Replay:
     mask: np.ndarray | None = None  # 1 where the source labelled the category (label replay only)
     ratio: float = 1.0  # replayed texts per reviewed item in each batch
     leash: bool = False
-    # Share of each batch's replayed texts drawn from the nearest neighbours (cosine, the starting policy's
-    # mean-pooled encoder states) of that batch's corrected texts; the rest are drawn uniformly. Updates leak
-    # to text that looks like the corrections, so that is where holding the policy counts.
-    near: float = 0.0
-    neighbours: int = 10  # nearest replayed texts per correction that `near` draws from
-    weight: float = 1.0  # the leash's weight against the corrections' loss (leash=True only)
-    embeddings: np.ndarray | None = None  # the replayed texts' embeddings (`replay_embeddings`); computed if None
 
     def __post_init__(self):
         if not self.ratio > 0:
             raise ConfigError(f"Replay.ratio must be > 0, got {self.ratio}")
-        if not 0 <= self.near <= 1:
-            raise ConfigError(f"Replay.near is a share of the replayed texts, in [0, 1]; got {self.near}")
-        if not self.weight > 0:
-            raise ConfigError(f"Replay.weight must be > 0, got {self.weight}")
-        if self.neighbours < 1:
-            raise ConfigError(f"Replay.neighbours must be >= 1, got {self.neighbours}")
         if not self.leash and (self.targets is None or self.mask is None or len(self.targets) != len(self.texts)):
             raise ConfigError("label replay (leash=False) needs targets and mask, one row per text")
-        if self.embeddings is not None and len(self.embeddings) != len(self.texts):
-            raise ConfigError(f"Replay.embeddings has {len(self.embeddings)} rows for {len(self.texts)} texts")
-
-
-def replay_embeddings(policy: PolicyModel, texts: list[str]) -> np.ndarray:
-    """Unit-length mean-pooled encoder states of `texts` (first window): what `Replay.near` measures nearness in."""
-    emb = embed_texts(policy, texts)[:, len(policy.categories):]
-    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
-
-
-def nearest_replayed(policy: PolicyModel, replay: Replay, texts: list[str], log=print) -> np.ndarray:
-    """(len(texts), replay.neighbours): indices of each text's nearest replayed texts."""
-    if replay.embeddings is None:
-        log(f"embedding {len(replay.texts)} replayed texts to find the corrections' neighbours…")
-        replay.embeddings = replay_embeddings(policy, replay.texts)
-    sim = replay_embeddings(policy, texts) @ replay.embeddings.T
-    k = min(replay.neighbours, len(replay.texts))
-    return np.argsort(-sim, axis=1)[:, :k]
-
-
-def draw_replayed(replay: Replay, n: int, near: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
-    """`n` replayed-text indices for one batch: a `replay.near` share from `near` (the batch's corrections'
-    neighbour lists), the rest uniform, no index twice."""
-    n = min(n, len(replay.texts))
-    chosen = np.zeros(0, dtype=np.int64)
-    if near is not None and replay.near > 0:
-        pool = np.unique(near)
-        chosen = rng.choice(pool, min(len(pool), int(round(replay.near * n))), replace=False)
-    rest = np.setdiff1d(np.arange(len(replay.texts)), chosen) if len(chosen) else np.arange(len(replay.texts))
-    return np.r_[chosen, rng.choice(rest, n - len(chosen), replace=False)].astype(np.int64)
 
 
 def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, held_texts: list[str],
@@ -263,7 +220,6 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     set_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     start = copy.deepcopy(policy).eval() if replay is not None and replay.leash else None
-    near = nearest_replayed(policy, replay, texts, log=log) if replay is not None and replay.texts and replay.near > 0 else None
     params, opt = lora_optimizer(policy, cfg.sft_lr)
     y = torch.from_numpy(np.asarray(gold, dtype=np.float32))
     m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
@@ -287,7 +243,7 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
             b = order[s : s + cfg.sft_batch]
             batch, yb, mb = [texts[i] for i in b], y[b], m[b]
             if replay is not None and replay.texts:
-                r = draw_replayed(replay, max(1, int(round(replay.ratio * len(b)))), None if near is None else near[b], rng)
+                r = rng.choice(len(replay.texts), max(1, int(round(replay.ratio * len(b)))), replace=False)
                 replayed = [replay.texts[i] for i in r]
                 batch += replayed
                 if start is not None:
@@ -308,7 +264,7 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
                 # (+0.21 mean probability on the gate split, against +0.09 with label replay).
                 n = len(b)
                 loss = ((bce[:n] * mb[:n]).sum() / mb[:n].sum().clamp(min=1)
-                        + replay.weight * (bce[n:] * mb[n:]).sum() / max(1, len(bce) - n))
+                        + (bce[n:] * mb[n:]).sum() / max(1, len(bce) - n))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
