@@ -359,34 +359,3 @@ def test_sft_can_pick_its_epoch_by_held_out_log_loss(taxonomy):
     losses = [h["heldout_log_loss"] for h in report["history"]]
     assert report["selected_on"] == "log_loss" and report["best_epoch"] == int(np.argmin(losses))
     assert report["best_heldout_utility"] == report["history"][report["best_epoch"]]["heldout_utility"]
-
-
-def test_head_scope_moves_only_the_judged_categories_head_rows(taxonomy, monkeypatch):
-    """sft_scope="head": the encoder and the head rows of categories no reviewer judged stay exactly as they were;
-    the judged category's row learns."""
-    from moderation.errors import ConfigError
-    from moderation.training import improve
-    from moderation.training.improve import ImproveConfig, Replay, sft_on_corrections
-    from tests.conftest import make_tiny_policy
-
-    texts = [f"reviewed post number {i}" for i in range(8)]
-    judged = np.zeros((8, len(taxonomy)), np.float32)
-    judged[:, 0] = 1
-    gold = judged.copy()
-    gold[::2, 0] = 0
-    import itertools
-
-    calls = itertools.count()
-    monkeypatch.setattr(improve, "heldout_utility", lambda *a, **k: float(next(calls)))  # every epoch "improves": keep the trained one
-    policy = make_tiny_policy(taxonomy.names)
-    before = {k: v.detach().clone() for k, v in policy.state_dict().items()}
-    sft_on_corrections(policy, texts, gold, judged, texts[:2], gold[:2], judged[:2], taxonomy,
-                       ImproveConfig(sft_head_epochs=2, sft_batch=4, sft_select="utility", sft_scope="head"), log=lambda m: None,
-                       replay=Replay([f"another platform's text {i}" for i in range(20)], leash=True))
-    after = policy.state_dict()
-    assert not policy.is_lora and set(after) == set(before)
-    assert all(torch.equal(after[k], before[k]) for k in before if not k.startswith("head."))
-    assert torch.equal(after["head.weight"][1:], before["head.weight"][1:]) and torch.equal(after["head.bias"][1:], before["head.bias"][1:])
-    assert not torch.equal(after["head.weight"][0], before["head.weight"][0])
-    with pytest.raises(ConfigError, match="sft_scope"):
-        ImproveConfig(sft_scope="encoder")

@@ -37,7 +37,6 @@ from moderation.training.rl import RLConfig, RLHistory, train_rl
 
 
 SFT_SELECT = ("utility", "log_loss")
-SFT_SCOPE = ("lora", "head")
 
 
 @dataclass
@@ -53,12 +52,6 @@ class ImproveConfig:
     # utility moves in steps of one item and ties keep the start; on the adaptation benchmark log-loss picked
     # better epochs (OLID: 0.66 of the gap closed against 0.47, docs/loop.md)
     sft_select: str = "log_loss"
-    # What SFT on corrections trains: "lora" (adapters on the encoder and the whole head) or "head" (only the
-    # head's rows of the categories the reviewers judged; the encoder and every other category stay exactly
-    # as they were, so corrections of one category cannot move another)
-    sft_scope: str = "lora"
-    sft_head_lr: float = 1e-2  # a linear probe's rate: at 1e-3, three epochs left 300 YouTube reviews' row unconverged
-    sft_head_epochs: int = 6
     rl: RLConfig = field(default_factory=RLConfig)
     seed: int = 0
 
@@ -66,10 +59,6 @@ class ImproveConfig:
         check_config(self, positive=("reward_epochs", "sft_epochs", "sft_lr", "sft_batch"), unit=("holdout",))
         if self.sft_select not in SFT_SELECT:
             raise ConfigError(f"sft_select must be one of {SFT_SELECT}, got {self.sft_select!r}")
-        if self.sft_scope not in SFT_SCOPE:
-            raise ConfigError(f"sft_scope must be one of {SFT_SCOPE}, got {self.sft_scope!r}")
-        if not self.sft_head_lr > 0 or self.sft_head_epochs < 1:
-            raise ConfigError(f"sft_head_lr must be > 0 and sft_head_epochs >= 1, got {self.sft_head_lr}, {self.sft_head_epochs}")
 
 
 def usable_judgments(judgments: list[Judgment], held_back: set[str] | frozenset = frozenset()) -> list[Judgment]:
@@ -231,14 +220,9 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     set_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     start = copy.deepcopy(policy).eval() if replay is not None and replay.leash else None
+    params, opt = lora_optimizer(policy, cfg.sft_lr)
     y = torch.from_numpy(np.asarray(gold, dtype=np.float32))
     m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
-    rows = None  # head-only: the categories whose head rows may move
-    if cfg.sft_scope == "head":
-        rows = (m.sum(0) > 0).float()
-        params, opt = head_optimizer(policy, cfg.sft_head_lr)
-    else:
-        params, opt = lora_optimizer(policy, cfg.sft_lr)
     def held() -> dict:
         if cfg.sft_select == "utility":
             return {"heldout_utility": heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)}
@@ -251,12 +235,11 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     first = held()
     best = score(first)
     best_state, best_epoch, history = _snapshot(policy), 0, [{"epoch": 0, **first}]
-    epochs = cfg.sft_head_epochs if rows is not None else cfg.sft_epochs
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, cfg.sft_epochs + 1):
         policy.train()
         order = rng.permutation(len(texts))
         total = 0.0
-        for s in tqdm(range(0, len(order), cfg.sft_batch), desc=f"sft on corrections {epoch}/{epochs}", unit="batch", leave=False):
+        for s in tqdm(range(0, len(order), cfg.sft_batch), desc=f"sft on corrections {epoch}/{cfg.sft_epochs}", unit="batch", leave=False):
             b = order[s : s + cfg.sft_batch]
             batch, yb, mb = [texts[i] for i in b], y[b], m[b]
             if replay is not None and replay.texts:
@@ -284,9 +267,6 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
                         + (bce[n:] * mb[n:]).sum() / max(1, len(bce) - n))
             opt.zero_grad()
             loss.backward()
-            if rows is not None:  # only the judged categories' rows learn (no weight decay: the rest stay exact)
-                policy.head.weight.grad *= rows[:, None]
-                policy.head.bias.grad *= rows
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             total += loss.item() * len(b)
@@ -300,17 +280,6 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     policy.eval()
     return {"best_epoch": best_epoch, "best_heldout_utility": history[best_epoch]["heldout_utility"], "selected_on": cfg.sft_select,
             "history": history}
-
-
-def head_optimizer(policy: PolicyModel, lr: float) -> tuple[list[torch.Tensor], torch.optim.Optimizer]:
-    """AdamW over the head alone (everything else frozen), no weight decay, so rows whose gradient is zeroed stay
-    exactly where they are."""
-    for p in policy.parameters():
-        p.requires_grad_(False)
-    params = [policy.head.weight, policy.head.bias]
-    for p in params:
-        p.requires_grad_(True)
-    return params, torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
 
 def recalibrate(policy: PolicyModel, validation: list, texts: list[str], gold: np.ndarray, judged: np.ndarray) -> dict:
