@@ -29,9 +29,7 @@ Variants at equal budget (the same reviewed items):
   sft_leash_ll  sft_leash with its epoch picked by held-out log-loss instead of held-out utility
           (ImproveConfig.sft_select)
   sft_leash3  sft_leash_ll with three leashed texts per correction instead of one
-  sft_near  sft_leash3 with half of each batch's leashed texts drawn from the ten nearest replayed texts of
-          its corrections (the no-X model's encoder states; improve.Replay.near), the rest uniform
-  sft_near_w3  sft_near with the leash's loss weighted 3x against the corrections' (improve.Replay.weight)
+  (sft_near, sft_near_w3, sft_head: measured, then removed; RETIRED_VARIANTS)
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
   rl_leash  the same RL, also held by a KL to the no-X model on the replayed texts (rl.py `leash_texts`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
@@ -69,11 +67,14 @@ VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recali
             "sft_replay_cal": "the same, recalibrated on validation + the reviewed items",
             "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts",
             "sft_leash_ll": "the same, epoch picked by held-out log-loss",
-            "sft_leash3": "the same, three leashed texts per correction",
-            "sft_near": "the same, half the leashed texts the corrections' nearest neighbours",
-            "sft_near_w3": "the same, the leash weighted three times the corrections", "rl": "reward model + RL",
+            "sft_leash3": "the same, three leashed texts per correction", "rl": "reward model + RL",
             "rl_leash": "reward model + RL with the leash on replayed texts"}
-REVIEWED_VARIANTS = tuple(VARIANTS)
+# Measured and removed with their mechanism (improve.Replay.near / .weight, commit 243c389; ImproveConfig.sft_scope,
+# commit febff12): their recorded cells are still summarised, but this version cannot run them. docs/loop.md.
+RETIRED_VARIANTS = {"sft_near": "sft_leash3, half the leashed texts the corrections' nearest neighbours",
+                    "sft_near_w3": "sft_near, the leash weighted three times the corrections",
+                    "sft_head": "sft_leash3 training only the judged categories' head rows (lr 1e-2, 6 epochs)"}
+REVIEWED_VARIANTS = tuple(VARIANTS) + tuple(RETIRED_VARIANTS)
 STRATEGIES = ("uncertainty", "random")
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
 
@@ -165,7 +166,7 @@ def main() -> None:
     from moderation.taxonomy import load_taxonomy
     from moderation.training.baselines import Recalibration, utility_thresholds
     from moderation.training.data import SOURCE_TABLE, label_matrix, load_examples
-    from moderation.training.improve import ImproveConfig, Replay, consensus, replay_embeddings, recalibrate, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
+    from moderation.training.improve import ImproveConfig, Replay, consensus, recalibrate, embedding_table, fit_reward, rl_on_feedback, sft_on_corrections, split_items
     from moderation.training.policy import PolicyModel
     from moderation.training.rl import RLConfig
 
@@ -303,18 +304,13 @@ def main() -> None:
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
-                    for v, selected_on, ratio, near, weight in (("sft_leash", "utility", 1.0, 0.0, 1.0), ("sft_leash_ll", "log_loss", 1.0, 0.0, 1.0),
-                                                                ("sft_leash3", "log_loss", 3.0, 0.0, 1.0), ("sft_near", "log_loss", 3.0, 0.5, 1.0),
-                                                                ("sft_near_w3", "log_loss", 3.0, 0.5, 3.0)):
+                    for v, selected_on, ratio in (("sft_leash", "utility", 1.0), ("sft_leash_ll", "log_loss", 1.0), ("sft_leash3", "log_loss", 3.0)):
                         if v not in todo:
                             continue
-                        if near and leash.embeddings is None:
-                            print("embedding the replayed texts with the no-X model (once per run)…", flush=True)
-                            leash.embeddings = replay_embeddings(base, leash.texts)
                         model = copy.deepcopy(base)
                         hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax,
                                                   replace(cfg, sft_select=selected_on), log=lambda m: None,
-                                                  replay=replace(leash, ratio=ratio, near=near, weight=weight))
+                                                  replay=replace(leash, ratio=ratio))
                         record(v, scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
@@ -368,7 +364,7 @@ def rejudge(results: dict, args, base_gate, y_gate, m_gate, src_gate, tax, oracl
     redone = kept = 0
     for key, cell in results["cells"].items():
         x = key.split("|")[0]
-        for v in VARIANTS:
+        for v in REVIEWED_VARIANTS:
             if v not in cell or "target" not in cell[v]:
                 continue
             f = args.scores_dir / f"{key.replace('|', '_')}_{v}.npz"
@@ -409,7 +405,7 @@ def summarise(results: dict, out: Path) -> None:
             focus = f"{int(ref['oracle']['gate_focus']['passed'])}/1" if "gate_focus" in ref["oracle"] else "—"
             lines.append(f"| {x} | — | all train | oracle | {orc['utility']:.4f} | {orc['macro_auprc']:.4f} | 1 / 1 | {falls} | "
                          f"{int(ref['oracle']['gate']['passed'])}/1 | {focus} | — | — |")
-        for (gx, strategy, budget, v), cells in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], list(VARIANTS).index(kv[0][3]))):
+        for (gx, strategy, budget, v), cells in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], REVIEWED_VARIANTS.index(kv[0][3]))):
             if gx != x:
                 continue
             u, a = _ms([c["target"]["utility"] for c in cells]), _ms([c["target"]["macro_auprc"] for c in cells])
@@ -471,7 +467,8 @@ def summarise(results: dict, out: Path) -> None:
     if not targets:
         return
     fig, axes = plt.subplots(len(targets), 2, figsize=(12, 4 * len(targets)), squeeze=False)
-    colours = dict(zip(VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:brown", "gold", "navy", "teal", "tab:red", "tab:pink")))
+    colours = dict(zip(REVIEWED_VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:brown", "gold",
+                                         "tab:red", "tab:pink", "navy", "teal", "lime")))
     for row, x in enumerate(targets):
         ref = results["reference"][x]
         for col, metric in enumerate(("utility", "macro_auprc")):
@@ -479,7 +476,7 @@ def summarise(results: dict, out: Path) -> None:
             ax.axhline(ref["no_x"]["target"][metric], color="black", linestyle="--", label="no-X model")
             if "oracle" in ref:
                 ax.axhline(ref["oracle"]["target"][metric], color="green", linestyle="--", label="oracle")
-            for v in VARIANTS:
+            for v in REVIEWED_VARIANTS:
                 for strategy, style in (("uncertainty", "-"), ("random", ":")):
                     pts = sorted((int(k.split("|")[2]), s[metric]) for k, s in summary.items()
                                  if k.startswith(f"{x}|{strategy}|") and k.endswith(f"|{v}"))
