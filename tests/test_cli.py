@@ -68,6 +68,7 @@ def test_loop_verdict_says_what_happened_and_what_to_try():
     assert "--n 2000" in refused and "--kl-beta" in refused and "hate: test AUPRC fell" in refused
     sft = verdict({"version": "0.4.1", "parent": "0.4.0", "promoted": False, "export": {}, "sft": {}, "gate": gate})
     assert "--kl-beta" not in sft and "one category cannot mean two things" in sft  # no RL knobs after SFT
+    assert "give the fine-tuning more to learn from" in sft and "give the reward model more" in refused
     promoted = verdict({"version": "0.4.1", "parent": "0.4.0", "promoted": True, "export": {},
                         "gate": {"passed": True, "reasons": []}})
     assert promoted.startswith("PROMOTED: 0.4.1") and "rollback" in promoted

@@ -290,9 +290,10 @@ def verdict(report: dict) -> str:
                 "  undo with: moderate registry rollback")
     hints = []
     if any("did not improve" in r for r in reasons):
-        hints.append("more reviews give the reward model more to learn from (--n 2000), or a different queue "
+        learner = "the reward model" if used_rl else "the fine-tuning"
+        hints.append(f"more reviews give {learner} more to learn from (--n 2000), or a different queue "
                      "(--strategy random measures errors without the queue's bias)")
-    if any("may have fallen" in r for r in reasons) or any("AUPRC fell" in r for r in reasons):
+    if any(k in r for r in reasons for k in ("may have fallen", "AUPRC fell", "fell beyond noise")):
         hints.append("stay closer to the current model (--kl-beta 0.2, --rl-steps 50) or learn from the corrections "
                      "with the leash (--method sft)" if used_rl else
                      "the gain on the reviewed platform cost something elsewhere: the leash holds other sources but "
