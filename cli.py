@@ -93,7 +93,6 @@ def scan(
     workers: Annotated[Optional[int], typer.Option(min=1, help="--engine ray: scoring actors (default: the cluster's CPUs / --threads).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster to join (e.g. auto, ray://head:10001); default: start Ray on this machine.")] = None,
     spans: Annotated[bool, typer.Option(help="Add each flagged category's evidence: character spans of the input text (docs/spans.md).")] = False,
-    platform: Annotated[Optional[str], typer.Option(help="The platform the texts come from, one the model was adapted to by `moderate loop --platform` (its reviewers' lessons apply; default: none).")] = None,
 ) -> None:
     """Score every item of a file and write id, flagged, decision and per-category scores.
 
@@ -105,7 +104,7 @@ def scan(
     run = scan_file(input, out, model=model, fmt=format, text_field=text_field, id_field=id_field, only_flagged=only_flagged,
                     on_error=on_error.value, errors=errors, batch_size=batch_size, threads=threads, max_chars=max_chars,
                     progress=progress, resume=resume, fsync=fsync, cache_size=cache_size, engine=engine.value, workers=workers,
-                    ray_address=ray_address, spans=spans, platform=platform, log=say)
+                    ray_address=ray_address, spans=spans, log=say)
     table, decisions = summary_table(run)
     print_renderables(table, decisions + (f"; output: {out}" if out != "-" else ""))
     if run.errors_path:
@@ -156,7 +155,6 @@ def serve_cmd(
     max_inputs: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 256,
     max_chars: Annotated[int, typer.Option(min=1, help="Characters per text; longer ones get 413.")] = 100_000,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: all cores).")] = None,
-    platform: Annotated[Optional[str], typer.Option(help="The platform the texts come from, one the model was adapted to by `moderate loop --platform` (its reviewers' lessons apply; default: none).")] = None,
 ) -> None:
     """Serve POST /v1/moderations (OpenAI-compatible) and the Label Studio ML-backend protocol.
 
@@ -171,7 +169,7 @@ def serve_cmd(
     if not os.environ.get(TOKEN_ENV):
         typer.secho(f"warning: {TOKEN_ENV} is not set, so every route is open to anyone who can reach "
                     f"{host}:{port}; set it to require `Authorization: Bearer <token>`", fg=typer.colors.YELLOW, err=True)
-    serve(model, host=host, port=port, store_dir=store, threads=threads, platform=platform,
+    serve(model, host=host, port=port, store_dir=store, threads=threads,
           config=ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_chars=max_chars))
 
 

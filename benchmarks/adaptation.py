@@ -29,7 +29,7 @@ Variants at equal budget (the same reviewed items):
   sft_leash_ll  sft_leash with its epoch picked by held-out log-loss instead of held-out utility
           (ImproveConfig.sft_select)
   sft_leash3  sft_leash_ll with three leashed texts per correction instead of one
-  (sft_near, sft_near_w3, sft_head: measured, then removed; RETIRED_VARIANTS)
+  (sft_near, sft_near_w3, sft_head, sft_platform: measured, then removed; RETIRED_VARIANTS)
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
   rl_leash  the same RL, also held by a KL to the no-X model on the replayed texts (rl.py `leash_texts`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
@@ -67,18 +67,17 @@ VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recali
             "sft_replay_cal": "the same, recalibrated on validation + the reviewed items",
             "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts",
             "sft_leash_ll": "the same, epoch picked by held-out log-loss",
-            "sft_leash3": "the same, three leashed texts per correction",
-            "sft_platform": "sft_leash3 with X's texts tagged by a platform token (reviews, held-out, X's test and gate items)",
-            "rl": "reward model + RL",
+            "sft_leash3": "the same, three leashed texts per correction", "rl": "reward model + RL",
             "rl_leash": "reward model + RL with the leash on replayed texts"}
 # Measured and removed with their mechanism (improve.Replay.near / .weight, commit 243c389; ImproveConfig.sft_scope,
-# commit febff12): their recorded cells are still summarised, but this version cannot run them. docs/loop.md.
+# commit febff12; platform tokens, commit 7aa7119): their recorded cells are still summarised, but this version
+# cannot run them. docs/loop.md.
 RETIRED_VARIANTS = {"sft_near": "sft_leash3, half the leashed texts the corrections' nearest neighbours",
                     "sft_near_w3": "sft_near, the leash weighted three times the corrections",
-                    "sft_head": "sft_leash3 training only the judged categories' head rows (lr 1e-2, 6 epochs)"}
+                    "sft_head": "sft_leash3 training only the judged categories' head rows (lr 1e-2, 6 epochs)",
+                    "sft_platform": "sft_leash3 with X's texts tagged by a platform token (reviews, held-out, X's test and gate items)"}
 REVIEWED_VARIANTS = tuple(VARIANTS) + tuple(RETIRED_VARIANTS)
 STRATEGIES = ("uncertainty", "random")
-PLATFORM_TOKEN = 1  # [unused0] of the BERT vocabulary: never seen in pre-training or supervised training
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
 
 
@@ -93,11 +92,11 @@ def shift_to_thresholds(probs: np.ndarray, thresholds: np.ndarray, cost_optimal:
     return 1 / (1 + np.exp(-(_logit(probs) - _logit(thresholds) + _logit(cost_optimal))))
 
 
-def scores(policy, texts: list[str], platform_tokens=None) -> np.ndarray:
+def scores(policy, texts: list[str]) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return torch.sigmoid(policy.eval().text_logits(texts, batch_size=128, max_windows=1, platform_tokens=platform_tokens)).numpy()
+        return torch.sigmoid(policy.eval().text_logits(texts, batch_size=128, max_windows=1)).numpy()
 
 
 def on_target(probs, y, m, tax) -> dict:
@@ -316,16 +315,6 @@ def main() -> None:
                                                   replay=replace(leash, ratio=ratio))
                         record(v, scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
-                        del model
-                    if "sft_platform" in todo:
-                        model = copy.deepcopy(base)
-                        hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax,
-                                                  replace(cfg, sft_select="log_loss"), log=lambda m: None,
-                                                  replay=replace(leash, ratio=3.0), platform_token=PLATFORM_TOKEN)
-                        record("sft_platform", scores(model, [e.text for e in test], [PLATFORM_TOKEN] * len(test)),
-                               scores(model, [e.text for e in others]),
-                               scores(model, [e.text for e in gate], [PLATFORM_TOKEN if s == x else None for s in src_gate]),
-                               {"best_epoch": hist["best_epoch"]})
                         del model
                     if "sft_replay" in todo or "sft_replay_cal" in todo:
                         model = copy.deepcopy(base)

@@ -82,9 +82,7 @@ def _providers(device: str) -> list[str]:
 
 class Moderator:
     def __init__(self, package_dir: Path, manifest: dict, session, tokenizer, taxonomy, thresholds: dict,
-                 batch_size: int, max_chars: int, max_windows: int | None, normalize: bool = True, platform: str | None = None):
-        from moderation.platforms import check_platforms, platform_token
-
+                 batch_size: int, max_chars: int, max_windows: int | None, normalize: bool = True):
         self.package_dir = package_dir
         self.manifest = manifest
         self.session = session
@@ -106,28 +104,17 @@ class Moderator:
         self.span_categories = [c for c in spans.get("categories", []) if "span_probs" in outputs]
         self.span_threshold = float(spans.get("threshold", 0.5))
         self.has_token_probs = "token_probs" in outputs
-        try:
-            self.platforms = check_platforms(manifest.get("platforms") or {}, f"{package_dir / 'manifest.json'}")
-        except ModerationError as e:
-            raise ModelPackageError(str(e)) from None
-        self.platform = platform
-        self.platform_token = platform_token(self.platforms, platform, f"model package {package_dir}")  # ConfigError if unknown
-
-    def _tags(self, texts: list[str]) -> list[int | None] | None:
-        return None if self.platform_token is None else [self.platform_token] * len(texts)
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, threads: int | None = None, device: str = "auto",
              batch_size: int = 32, max_chars: int = DEFAULT_MAX_CHARS, max_windows: int | None = None,
-             verify: bool = True, normalize: bool = True, platform: str | None = None) -> "Moderator":
+             verify: bool = True, normalize: bool = True) -> "Moderator":
         """Load a model package (None = the default model). The manifest's sha256s are checked first.
 
         threads: ONNX Runtime intra-op threads (None = all cores). device: "auto" | "cpu" | "cuda".
         max_chars: longer texts get an InputError instead of a silent truncation.
         max_windows: score only each text's first N 256-token windows (None: all; max_chars bounds the work).
         normalize: undo cheap obfuscation first (moderation/normalize.py); off only to measure what it buys.
-        platform: the platform the texts come from, one the model was adapted to (`moderate loop --platform`;
-        moderation/platforms.py): its reviewers' lessons apply. None: the model as adapted for no platform.
         """
         import onnxruntime as ort
 
@@ -155,8 +142,7 @@ class Moderator:
         except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
             raise ModelPackageError(f"{package_dir / 'model.onnx'}: onnxruntime could not load it ({e})") from None
         tokenizer = load_tokenizer(package_dir / "tokenizer.json", manifest["max_length"], manifest["stride"])
-        return cls(package_dir, manifest, session, tokenizer, taxonomy, thresholds, batch_size, max_chars, max_windows, normalize,
-                   platform)
+        return cls(package_dir, manifest, session, tokenizer, taxonomy, thresholds, batch_size, max_chars, max_windows, normalize)
 
     @property
     def version(self) -> str:
@@ -180,7 +166,7 @@ class Moderator:
         if not texts:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
         windows = encode_windows(self.tokenizer, texts, max_windows=self.max_windows, normalize=self.normalize,
-                                 sentence_segments=self.sentence_segments, platform_tokens=self._tags(texts))
+                                 sentence_segments=self.sentence_segments)
         probs = np.empty((len(windows.ids), len(self.categories)), dtype=np.float32)
         for index in length_sorted_batches(windows, self.batch_size, self.max_batch_tokens):
             ids, mask = pad_batch(windows, index)
@@ -202,7 +188,7 @@ class Moderator:
         if not texts:
             return np.zeros((0, len(self.categories)), dtype=np.float32), []
         windows = encode_windows(self.tokenizer, texts, max_windows=self.max_windows, normalize=self.normalize,
-                                 sentence_segments=self.sentence_segments, offsets=True, platform_tokens=self._tags(texts))
+                                 sentence_segments=self.sentence_segments, offsets=True)
         names = ["probs", "token_probs"] + (["span_probs"] if self.span_categories else [])
         probs = np.empty((len(windows.ids), len(self.categories)), dtype=np.float32)
         token_probs: list[np.ndarray] = [None] * len(windows.ids)  # type: ignore[list-item]

@@ -87,20 +87,14 @@ def normalizer_for(tokenizer: Tokenizer) -> Normalizer:
 
 
 def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | None = None,
-                   sentence_segments: str = SENTENCES_ALL, normalize: bool = True, offsets: bool = False,
-                   platform_tokens: list[int | None] | None = None) -> Windows:
+                   sentence_segments: str = SENTENCES_ALL, normalize: bool = True, offsets: bool = False) -> Windows:
     """Every text becomes one or more windows (the tokenizer's overflow gives the overlapping rest), plus
     one segment per sentence when it has two or more (SENTENCES_ALL; see the module docstring).
 
     max_windows=1 means exactly one window per text and no sentences (training indexes them by text);
     None means all windows. Texts are first de-obfuscated (moderation/normalize.py) unless `normalize` is False.
     offsets=True also gives each token's character range in the original text (Windows.char_ranges).
-    platform_tokens, one per text (None: untagged), puts that token id right after [CLS] in every window and
-    sentence of the text: the platform a model was adapted to (moderation/platforms.py). It reads as a
-    special token, (0, 0) in char_ranges, so spans never land on it.
     """
-    if platform_tokens is not None and len(platform_tokens) != len(texts):
-        raise ValueError(f"platform_tokens has {len(platform_tokens)} entries for {len(texts)} texts")
     if sentence_segments not in SENTENCE_MODES:
         raise ValueError(f"sentence_segments must be one of {SENTENCE_MODES}, got {sentence_segments!r}")
     sources: list[tuple[np.ndarray, np.ndarray]] = []  # per text: normalised char -> original [start, end)
@@ -146,13 +140,6 @@ def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | No
             owner.append(i)
             if offsets:
                 ranges.append(token_char_ranges(enc.offsets, enc.special_tokens_mask, *sources[i], shift=a))
-    if platform_tokens is not None:
-        for w, i in enumerate(owner):
-            tag = platform_tokens[i]
-            if tag is not None:
-                ids[w] = np.insert(ids[w], 1, tag)
-                if offsets:
-                    ranges[w] = np.insert(ranges[w], 1, [0, 0], axis=0)
     return Windows(ids=ids, owner=np.asarray(owner, dtype=np.int64), char_ranges=ranges if offsets else None)
 
 

@@ -313,7 +313,6 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
                 "quantization": cfg.quantization, "fusions": fusions,
                 "spans": None if model.config.pooling != "max" else {
                     "categories": list(model.config.span_categories), "threshold": model.config.span_threshold},
-                **({"platforms": dict(model.config.platforms)} if model.config.platforms else {}),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_manifest(work, info)
 

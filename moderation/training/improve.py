@@ -92,10 +92,6 @@ def consensus(judgments: list[Judgment], n_categories: int) -> tuple[list[str], 
     return texts, gold, judged
 
 
-def _tags(texts: list[str], platform_token: int | None) -> list[int | None] | None:
-    return None if platform_token is None else [platform_token] * len(texts)
-
-
 def heldout_score(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, taxonomy: Taxonomy,
                   select: str = "utility") -> float:
     """What SFT's epoch selection maximises on the held-out reviewed items (`ImproveConfig.sft_select`)."""
@@ -105,24 +101,23 @@ def heldout_score(policy: PolicyModel, texts: list[str], gold: np.ndarray, judge
 
 
 def heldout_utility_and_log_loss(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray,
-                                 taxonomy: Taxonomy, platform_token: int | None = None) -> tuple[float, float]:
+                                 taxonomy: Taxonomy) -> tuple[float, float]:
     """Held-out utility (as `heldout_utility`) and mean BCE on the judged categories, from one forward pass."""
     if not texts:
         return float("nan"), float("nan")
     with torch.no_grad():
-        z = policy.eval().text_logits(texts, max_windows=1, platform_tokens=_tags(texts, platform_token))
+        z = policy.eval().text_logits(texts, max_windows=1)
     m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
     bce = F.binary_cross_entropy_with_logits(z, torch.from_numpy(np.asarray(gold, dtype=np.float32)), reduction="none")
     return cost_optimal_utility(torch.sigmoid(z).numpy(), gold, judged, taxonomy), float((bce * m).sum() / m.sum().clamp(min=1))
 
 
-def heldout_utility(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, taxonomy: Taxonomy,
-                    platform_token: int | None = None) -> float:
+def heldout_utility(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, taxonomy: Taxonomy) -> float:
     """Mean reviewer utility of the policy's cost-optimal decisions on reviewed items, judged categories only."""
     if not texts:
         return float("nan")
     with torch.no_grad():
-        p = torch.sigmoid(policy.eval().text_logits(texts, max_windows=1, platform_tokens=_tags(texts, platform_token))).numpy()
+        p = torch.sigmoid(policy.eval().text_logits(texts, max_windows=1)).numpy()
     return cost_optimal_utility(p, gold, judged, taxonomy)
 
 
@@ -215,12 +210,10 @@ class Replay:
 
 def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, judged: np.ndarray, held_texts: list[str],
                        held_gold: np.ndarray, held_judged: np.ndarray, taxonomy: Taxonomy, cfg: ImproveConfig, log=print,
-                       replay: Replay | None = None, platform_token: int | None = None) -> dict:
+                       replay: Replay | None = None) -> dict:
     """Fine-tune `policy` in place (LoRA) with BCE on reviewers' corrected label sets, masked to the
     categories they judged, plus, with `replay`, a loss on replayed texts in every batch (see Replay). The
     epoch with the best held-out score (`cfg.sft_select`) is kept, the starting point included.
-    With `platform_token` the reviewed (and held-out) texts are read tagged with their platform and replayed
-    texts untagged (moderation/platforms.py): what the reviews teach can stay with their platform.
     """
     from tqdm import tqdm
 
@@ -232,8 +225,8 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
     m = torch.from_numpy(np.asarray(judged, dtype=np.float32))
     def held() -> dict:
         if cfg.sft_select == "utility":
-            return {"heldout_utility": heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy, platform_token)}
-        util, log_loss = heldout_utility_and_log_loss(policy, held_texts, held_gold, held_judged, taxonomy, platform_token)
+            return {"heldout_utility": heldout_utility(policy, held_texts, held_gold, held_judged, taxonomy)}
+        util, log_loss = heldout_utility_and_log_loss(policy, held_texts, held_gold, held_judged, taxonomy)
         return {"heldout_utility": util, "heldout_log_loss": log_loss}
 
     def score(h: dict) -> float:
@@ -260,8 +253,7 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
                 else:
                     yb = torch.cat([yb, torch.from_numpy(np.asarray(replay.targets[r], dtype=np.float32))])
                     mb = torch.cat([mb, torch.from_numpy(np.asarray(replay.mask[r], dtype=np.float32))])
-            tags = None if platform_token is None else [platform_token] * len(b) + [None] * (len(batch) - len(b))
-            bce = F.binary_cross_entropy_with_logits(policy.train_logits(batch, platform_tokens=tags), yb, reduction="none")
+            bce = F.binary_cross_entropy_with_logits(policy.train_logits(batch), yb, reduction="none")
             if start is None:
                 loss = (bce * mb).sum() / mb.sum().clamp(min=1)
             else:

@@ -78,13 +78,8 @@ class PolicyConfig:
     span_categories: list[str] = field(default_factory=list)
     span_hidden: int = 256
     span_threshold: float = 0.5
-    # Platforms this policy was adapted to, name -> reserved token id (moderation/platforms.py)
-    platforms: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from moderation.platforms import check_platforms
-
-        self.platforms = check_platforms(self.platforms, "policy config")
         unknown = [c for c in self.span_categories if c not in self.categories]
         if unknown:
             raise ValueError(f"span_categories {unknown} are not among the categories {self.categories}")
@@ -226,19 +221,17 @@ class PolicyModel(nn.Module):
 
     # ------------------------------------------------------------ batching texts
 
-    def windows(self, texts: list[str], max_windows: int | None = None, platform_tokens: list[int | None] | None = None) -> Windows:
+    def windows(self, texts: list[str], max_windows: int | None = None) -> Windows:
         return encode_windows(self.tokenizer, texts, max_windows=max_windows,
-                              sentence_segments=sentence_mode(self.config.pooling), platform_tokens=platform_tokens)
+                              sentence_segments=sentence_mode(self.config.pooling))
 
     def batch_tensors(self, windows: Windows, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = pad_batch(windows, index)
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
-    def text_logits(self, texts: list[str], batch_size: int = 64, max_windows: int | None = None, progress: bool = False,
-                    platform_tokens: list[int | None] | None = None) -> torch.Tensor:
-        """Calibrated logits per text, max-pooled over windows (differentiable when grad is on); platform_tokens
-        as in windows.encode_windows."""
-        w = self.windows(texts, max_windows=max_windows, platform_tokens=platform_tokens)
+    def text_logits(self, texts: list[str], batch_size: int = 64, max_windows: int | None = None, progress: bool = False) -> torch.Tensor:
+        """Calibrated logits per text, max-pooled over windows (differentiable when grad is on)."""
+        w = self.windows(texts, max_windows=max_windows)
         out = torch.empty((len(w.ids), len(self.categories)), device=self.device)
         batches = length_sorted_batches(w, batch_size)
         if progress:
@@ -251,14 +244,13 @@ class PolicyModel(nn.Module):
         pooled = torch.full((len(texts), len(self.categories)), -torch.inf, device=self.device)
         return pooled.scatter_reduce(0, owner.unsqueeze(1).expand_as(out), out, reduce="amax")
 
-    def train_logits(self, texts: list[str], max_length: int = 128, bf16: bool | None = None,
-                     platform_tokens: list[int | None] | None = None) -> torch.Tensor:
+    def train_logits(self, texts: list[str], max_length: int = 128, bf16: bool | None = None) -> torch.Tensor:
         """Calibrated logits of each text's first `max_length` tokens, in one batch, for the fine-tuning
         steps of RL and SFT on corrections. Shorter windows and bf16 autocast (on CPUs with native bf16)
         make a step several times cheaper; held-out evaluation still uses `text_logits`."""
         if max_length not in self._train_tokenizers:
             self._train_tokenizers[max_length] = load_tokenizer(self.tokenizer_path, max_length, stride=min(32, max_length // 4))
-        w = encode_windows(self._train_tokenizers[max_length], texts, max_windows=1, platform_tokens=platform_tokens)
+        w = encode_windows(self._train_tokenizers[max_length], texts, max_windows=1)
         ids, mask = self.batch_tensors(w, np.arange(len(texts)))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_supports_bf16() if bf16 is None else bf16):
             return self.calibrated_logits(ids, mask).float()
