@@ -67,7 +67,8 @@ VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recali
             "sft_replay_cal": "the same, recalibrated on validation + the reviewed items",
             "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts",
             "sft_leash_ll": "the same, epoch picked by held-out log-loss",
-            "sft_leash3": "the same, three leashed texts per correction", "rl": "reward model + RL",
+            "sft_leash3": "the same, three leashed texts per correction",
+            "sft_logit3": "sft_leash3 with the leash on logits (squared distance, clipped at +-6) instead of probabilities", "rl": "reward model + RL",
             "rl_leash": "reward model + RL with the leash on replayed texts"}
 # Measured and removed with their mechanism (improve.Replay.near / .weight, commit 243c389; ImproveConfig.sft_scope,
 # commit febff12; platform tokens, commit 7aa7119): their recorded cells are still summarised, but this version
@@ -306,13 +307,14 @@ def main() -> None:
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
-                    for v, selected_on, ratio in (("sft_leash", "utility", 1.0), ("sft_leash_ll", "log_loss", 1.0), ("sft_leash3", "log_loss", 3.0)):
+                    for v, selected_on, ratio, space in (("sft_leash", "utility", 1.0, "probability"), ("sft_leash_ll", "log_loss", 1.0, "probability"),
+                                                         ("sft_leash3", "log_loss", 3.0, "probability"), ("sft_logit3", "log_loss", 3.0, "logit")):
                         if v not in todo:
                             continue
                         model = copy.deepcopy(base)
                         hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax,
                                                   replace(cfg, sft_select=selected_on), log=lambda m: None,
-                                                  replay=replace(leash, ratio=ratio))
+                                                  replay=replace(leash, ratio=ratio, space=space))
                         record(v, scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
@@ -469,8 +471,7 @@ def summarise(results: dict, out: Path) -> None:
     if not targets:
         return
     fig, axes = plt.subplots(len(targets), 2, figsize=(12, 4 * len(targets)), squeeze=False)
-    colours = dict(zip(REVIEWED_VARIANTS, ("tab:grey", "tab:purple", "tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:brown", "gold",
-                                         "tab:red", "tab:pink", "navy", "teal", "lime", "magenta")))
+    colours = {v: plt.cm.tab20(i % 20) for i, v in enumerate(REVIEWED_VARIANTS)}
     for row, x in enumerate(targets):
         ref = results["reference"][x]
         for col, metric in enumerate(("utility", "macro_auprc")):
