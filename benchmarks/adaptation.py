@@ -29,7 +29,7 @@ Variants at equal budget (the same reviewed items):
   sft_leash_ll  sft_leash with its epoch picked by held-out log-loss instead of held-out utility
           (ImproveConfig.sft_select)
   sft_leash3  sft_leash_ll with three leashed texts per correction instead of one
-  (sft_near, sft_near_w3, sft_head, sft_platform: measured, then removed; RETIRED_VARIANTS)
+  (sft_near, sft_near_w3, sft_head, sft_platform, sft_logit3: measured, then removed; RETIRED_VARIANTS)
   rl      reward model (Bradley-Terry on rankings and corrections) + RL (LoRA, KL leash; `--method rl`)
   rl_leash  the same RL, also held by a KL to the no-X model on the replayed texts (rl.py `leash_texts`)
 The first two cannot change a category's ranking, so AUPRC gains over them are what reviews taught.
@@ -67,16 +67,16 @@ VARIANTS = {"thr": "thresholds re-tuned on the reviewed items", "recal": "recali
             "sft_replay_cal": "the same, recalibrated on validation + the reviewed items",
             "sft_leash": "SFT on corrections + a KL leash to the start on replayed texts",
             "sft_leash_ll": "the same, epoch picked by held-out log-loss",
-            "sft_leash3": "the same, three leashed texts per correction",
-            "sft_logit3": "sft_leash3 with the leash on logits (squared distance, clipped at +-6) instead of probabilities", "rl": "reward model + RL",
+            "sft_leash3": "the same, three leashed texts per correction", "rl": "reward model + RL",
             "rl_leash": "reward model + RL with the leash on replayed texts"}
 # Measured and removed with their mechanism (improve.Replay.near / .weight, commit 243c389; ImproveConfig.sft_scope,
-# commit febff12; platform tokens, commit 7aa7119): their recorded cells are still summarised, but this version
+# commit febff12; platform tokens, commit 7aa7119; the logit leash, Replay.space, commit 05fb800): their recorded cells are still summarised, but this version
 # cannot run them. docs/loop.md.
 RETIRED_VARIANTS = {"sft_near": "sft_leash3, half the leashed texts the corrections' nearest neighbours",
                     "sft_near_w3": "sft_near, the leash weighted three times the corrections",
                     "sft_head": "sft_leash3 training only the judged categories' head rows (lr 1e-2, 6 epochs)",
-                    "sft_platform": "sft_leash3 with X's texts tagged by a platform token (reviews, held-out, X's test and gate items)"}
+                    "sft_platform": "sft_leash3 with X's texts tagged by a platform token (reviews, held-out, X's test and gate items)",
+                    "sft_logit3": "sft_leash3 with the leash on logits (squared distance, clipped at +-6) instead of probabilities"}
 REVIEWED_VARIANTS = tuple(VARIANTS) + tuple(RETIRED_VARIANTS)
 STRATEGIES = ("uncertainty", "random")
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
@@ -307,14 +307,13 @@ def main() -> None:
                         record("sft", scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model
-                    for v, selected_on, ratio, space in (("sft_leash", "utility", 1.0, "probability"), ("sft_leash_ll", "log_loss", 1.0, "probability"),
-                                                         ("sft_leash3", "log_loss", 3.0, "probability"), ("sft_logit3", "log_loss", 3.0, "logit")):
+                    for v, selected_on, ratio in (("sft_leash", "utility", 1.0), ("sft_leash_ll", "log_loss", 1.0), ("sft_leash3", "log_loss", 3.0)):
                         if v not in todo:
                             continue
                         model = copy.deepcopy(base)
                         hist = sft_on_corrections(model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax,
                                                   replace(cfg, sft_select=selected_on), log=lambda m: None,
-                                                  replay=replace(leash, ratio=ratio, space=space))
+                                                  replay=replace(leash, ratio=ratio))
                         record(v, scores(model, [e.text for e in test]), scores(model, [e.text for e in others]),
                                scores(model, [e.text for e in gate]), {"best_epoch": hist["best_epoch"]})
                         del model

@@ -179,9 +179,6 @@ def baseline_accuracies(policy: PolicyModel, reward: RewardModel, emb: np.ndarra
 # ------------------------------------------------------------------ the supervised alternative
 
 
-LEASH_LOGIT_CLIP = 6.0  # p in [0.0025, 0.9975]: beyond it a category is settled either way
-
-
 @dataclass
 class Replay:
     """Texts of the sources the policy was trained on, mixed into every fine-tuning batch (`ratio` per
@@ -203,16 +200,10 @@ class Replay:
     mask: np.ndarray | None = None  # 1 where the source labelled the category (label replay only)
     ratio: float = 1.0  # replayed texts per reviewed item in each batch
     leash: bool = False
-    # leash=True: "probability" = BCE to the start's probabilities (the KL); "logit" = squared distance to the
-    # start's logits, both clipped to +-LEASH_LOGIT_CLIP, summed over categories. The KL barely notices a
-    # rare category creeping from p=0.001 to 0.1 (gradient 0.1); the logit distance sees a move of 4.7.
-    space: str = "probability"
 
     def __post_init__(self):
         if not self.ratio > 0:
             raise ConfigError(f"Replay.ratio must be > 0, got {self.ratio}")
-        if self.space not in ("probability", "logit"):
-            raise ConfigError(f"Replay.space must be 'probability' or 'logit', got {self.space!r}")
         if not self.leash and (self.targets is None or self.mask is None or len(self.targets) != len(self.texts)):
             raise ConfigError("label replay (leash=False) needs targets and mask, one row per text")
 
@@ -257,18 +248,12 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
                 batch += replayed
                 if start is not None:
                     with torch.no_grad():
-                        start_z = start.train_logits(replayed)
-                        yb = torch.cat([yb, torch.sigmoid(start_z)])
+                        yb = torch.cat([yb, torch.sigmoid(start.train_logits(replayed))])
                     mb = torch.cat([mb, torch.ones((len(r), mb.shape[1]))])
                 else:
                     yb = torch.cat([yb, torch.from_numpy(np.asarray(replay.targets[r], dtype=np.float32))])
                     mb = torch.cat([mb, torch.from_numpy(np.asarray(replay.mask[r], dtype=np.float32))])
-            z = policy.train_logits(batch)
-            bce = F.binary_cross_entropy_with_logits(z, yb, reduction="none")
-            if start is not None and replay.space == "logit":
-                n = len(b)
-                c = LEASH_LOGIT_CLIP
-                bce = torch.cat([bce[:n], 0.5 * (z[n:].clamp(-c, c) - start_z.clamp(-c, c)) ** 2])
+            bce = F.binary_cross_entropy_with_logits(policy.train_logits(batch), yb, reduction="none")
             if start is None:
                 loss = (bce * mb).sum() / mb.sum().clamp(min=1)
             else:
