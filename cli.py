@@ -93,6 +93,7 @@ def scan(
     workers: Annotated[Optional[int], typer.Option(min=1, help="--engine ray: scoring actors (default: the cluster's CPUs / --threads).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster to join (e.g. auto, ray://head:10001); default: start Ray on this machine.")] = None,
     spans: Annotated[bool, typer.Option(help="Add each flagged category's evidence: character spans of the input text (docs/spans.md).")] = False,
+    platform: Annotated[Optional[str], typer.Option(help="The platform the texts come from: score with the graph `moderate loop --platform` adapted to its reviews (default: the main graph).")] = None,
 ) -> None:
     """Score every item of a file and write id, flagged, decision and per-category scores.
 
@@ -104,7 +105,7 @@ def scan(
     run = scan_file(input, out, model=model, fmt=format, text_field=text_field, id_field=id_field, only_flagged=only_flagged,
                     on_error=on_error.value, errors=errors, batch_size=batch_size, threads=threads, max_chars=max_chars,
                     progress=progress, resume=resume, fsync=fsync, cache_size=cache_size, engine=engine.value, workers=workers,
-                    ray_address=ray_address, spans=spans, log=say)
+                    ray_address=ray_address, spans=spans, platform=platform, log=say)
     table, decisions = summary_table(run)
     print_renderables(table, decisions + (f"; output: {out}" if out != "-" else ""))
     if run.errors_path:
@@ -155,6 +156,7 @@ def serve_cmd(
     max_inputs: Annotated[int, typer.Option(min=1, help="Texts per request.")] = 256,
     max_chars: Annotated[int, typer.Option(min=1, help="Characters per text; longer ones get 413.")] = 100_000,
     threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: all cores).")] = None,
+    platform: Annotated[Optional[str], typer.Option(help="The platform the texts come from: score with the graph `moderate loop --platform` adapted to its reviews (default: the main graph).")] = None,
 ) -> None:
     """Serve POST /v1/moderations (OpenAI-compatible) and the Label Studio ML-backend protocol.
 
@@ -169,7 +171,7 @@ def serve_cmd(
     if not os.environ.get(TOKEN_ENV):
         typer.secho(f"warning: {TOKEN_ENV} is not set, so every route is open to anyone who can reach "
                     f"{host}:{port}; set it to require `Authorization: Bearer <token>`", fg=typer.colors.YELLOW, err=True)
-    serve(model, host=host, port=port, store_dir=store, threads=threads,
+    serve(model, host=host, port=port, store_dir=store, threads=threads, platform=platform,
           config=ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_chars=max_chars))
 
 
@@ -192,6 +194,9 @@ def loop_cmd(
     rl_steps: Annotated[int, typer.Option(min=1, help="Policy-gradient steps of RL fine-tuning (more: moves further from the current model).")] = 100,
     kl_beta: Annotated[float, typer.Option(min=0.0, help="Weight of the KL leash to the current model (larger: smaller, safer changes).")] = 0.05,
     policy: Annotated[Optional[Path], typer.Option(help="Torch checkpoint to improve (default: production's).")] = None,
+    platform: Annotated[Optional[str], typer.Option(help="Adapt for one platform (a dataset source): learn from its reviews only and ship the "
+                                                         "result as its own graph beside production's unchanged one; score its texts with "
+                                                         "`moderate scan --platform NAME`.")] = None,
     project: Project = "Moderation review", store: StoreDir = Path("data/feedback"), registry: RegistryDir = None,
     ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
 ) -> None:
@@ -201,7 +206,7 @@ def loop_cmd(
     from moderation.training.rl import RLConfig
 
     cfg = LoopConfig(project=project, n=n, strategy=strategy.value, simulate=simulate, wait_seconds=wait * 60, method=method.value,
-                     improve=ImproveConfig(rl=RLConfig(steps=rl_steps, kl_beta=kl_beta)), seed=seed)
+                     improve=ImproveConfig(rl=RLConfig(steps=rl_steps, kl_beta=kl_beta)), platform=platform, seed=seed)
     client, creds = review_client(ls_dir, url)
     rows = read_rows(input) if input is not None else None
     report = run_from_registry(cfg, client, creds.url, open_registry(registry), store, data_dir, rows, input, policy, log=say)

@@ -77,7 +77,9 @@ RETIRED_VARIANTS = {"sft_near": "sft_leash3, half the leashed texts the correcti
                     "sft_head": "sft_leash3 training only the judged categories' head rows (lr 1e-2, 6 epochs)",
                     "sft_platform": "sft_leash3 with X's texts tagged by a platform token (reviews, held-out, X's test and gate items)",
                     "sft_logit3": "sft_leash3 with the leash on logits (squared distance, clipped at +-6) instead of probabilities"}
-REVIEWED_VARIANTS = tuple(VARIANTS) + tuple(RETIRED_VARIANTS)
+# Derived, not trained (--route): X's texts scored by the named variant's candidate, all others by the no-X model
+ROUTED = {"sft_leash3_routed": "sft_leash3"}
+REVIEWED_VARIANTS = tuple(VARIANTS) + tuple(ROUTED) + tuple(RETIRED_VARIANTS)
 STRATEGIES = ("uncertainty", "random")
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
 
@@ -152,6 +154,9 @@ def main() -> None:
     ap.add_argument("--rejudge", action="store_true",
                     help="recompute every recorded gate verdict from the saved scores (--scores-dir) with the current gate; "
                          "verdicts without saved scores keep theirs under gate_focus_utility_only and lose gate_focus")
+    ap.add_argument("--route", action="store_true",
+                    help=f"derive the routed variants ({', '.join(ROUTED)}) from the saved scores of the variants they route, "
+                         "without retraining: X's items scored by the candidate, every other item by the no-X model")
     ap.add_argument("--scores-dir", type=Path, default=ROOT / "runs/adaptation-scores",
                     help="each candidate's scores (X test, others, gate) as .npy, to re-judge without retraining")
     args = ap.parse_args()
@@ -222,6 +227,11 @@ def main() -> None:
     print(f"scoring {len(others)} other-source test items and {len(gate)} gate items with the no-X model…", flush=True)
     base_oth, base_gate = scores(base, [e.text for e in others]), scores(base, [e.text for e in gate])
     oracle_scores = {}
+    if args.route:
+        route(results, args, base_oth, base_gate, y_oth, m_oth, src_oth, y_gate, m_gate, src_gate, tax)
+        summarise(results, args.out)
+        save()
+        return
     if args.rejudge:
         rejudge(results, args, base_gate, y_gate, m_gate, src_gate, tax, lambda texts: scores(PolicyModel.load(args.oracle).eval(), texts),
                 [e.text for e in gate])
@@ -353,6 +363,27 @@ def main() -> None:
     results["seconds_total_last_run"] = round(time.time() - started, 1)
     summarise(results, args.out)
     save()
+
+
+def route(results: dict, args, base_oth, base_gate, y_oth, m_oth, src_oth, y_gate, m_gate, src_gate, tax) -> None:
+    """A routed candidate scores X's texts with the fine-tuned model and every other text with the model it
+    started from, so nothing moves elsewhere by construction; what is left to judge is X and the gate."""
+    made = 0
+    for key, cell in results["cells"].items():
+        x = key.split("|")[0]
+        keep_oth = src_oth != x
+        for routed, source in ROUTED.items():
+            f = args.scores_dir / f"{key.replace('|', '_')}_{source}.npz"
+            if source not in cell or "target" not in cell[source] or not f.is_file():
+                continue
+            saved = np.load(f)
+            p_gate = np.where((src_gate == x)[:, None], saved["gate"], base_gate)
+            cell[routed] = {"target": cell[source]["target"], "routes": source,
+                            "elsewhere": elsewhere(base_oth[keep_oth], base_oth[keep_oth], y_oth[keep_oth], m_oth[keep_oth], src_oth[keep_oth], tax),
+                            "gate": gate_result(p_gate, base_gate, y_gate, m_gate, tax),
+                            "gate_focus": gate_result(p_gate, base_gate, y_gate, m_gate, tax, focus=src_gate == x, focus_sources=[x])}
+            made += 1
+    print(f"derived {made} routed candidates from saved scores")
 
 
 def rejudge(results: dict, args, base_gate, y_gate, m_gate, src_gate, tax, oracle_scorer, gate_texts) -> None:

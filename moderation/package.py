@@ -9,6 +9,9 @@
       policy.safetensors (optional) the torch policy as a 4-bit delta over the base weights, for the
                         feedback loop to start from (moderation/training/policy_delta.py); the runtime
                         never reads it
+      platforms/<name>.onnx (optional) a graph adapted to one platform's reviews (`moderate loop --platform`):
+                        `Moderator.load(platform=name)` scores with it instead of model.onnx; the manifest's
+                        "platforms" says which graph and which sources each platform covers
       manifest.json     version, settings and the sha256 of every file above (verified on load)
 
 Runtime-safe: standard library only.
@@ -76,8 +79,14 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def platform_graphs(info: dict) -> tuple[str, ...]:
+    """The platform graphs a manifest (or its info) names, relative to the package."""
+    platforms = info.get("platforms") or {}
+    return tuple(p["graph"] for p in platforms.values() if isinstance(p, dict) and isinstance(p.get("graph"), str))
+
+
 def write_manifest(package_dir: Path, info: dict) -> dict:
-    names = PACKAGE_FILES + tuple(n for n in OPTIONAL_FILES if (package_dir / n).is_file())
+    names = PACKAGE_FILES + tuple(n for n in OPTIONAL_FILES if (package_dir / n).is_file()) + platform_graphs(info)
     files = {name: {"sha256": sha256_of(package_dir / name), "bytes": (package_dir / name).stat().st_size} for name in names}
     manifest = {"format": FORMAT_VERSION, **info, "files": files}
     atomic_write_text(package_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -104,7 +113,15 @@ def read_manifest(package_dir: Path, verify: bool = True) -> dict:
             raise ModelPackageError(f"{mpath}: does not list {name}")
         if not (package_dir / name).is_file():
             raise ModelPackageError(f"{package_dir / name}: missing from the model package")
-    listed_optional = tuple(n for n in OPTIONAL_FILES if n in files)
+    platforms = manifest.get("platforms") or {}
+    if not isinstance(platforms, dict) or any(not isinstance(p, dict) or not isinstance(p.get("graph"), str)
+                                              or not p["graph"].startswith("platforms/") or ".." in p["graph"]
+                                              for p in platforms.values()):
+        raise ModelPackageError(f"{mpath}: 'platforms' must map each platform to {{\"graph\": \"platforms/NAME.onnx\", …}}")
+    for name in platform_graphs(manifest):
+        if name not in files:
+            raise ModelPackageError(f"{mpath}: names the platform graph {name} but does not list it under 'files'")
+    listed_optional = tuple(n for n in OPTIONAL_FILES if n in files) + platform_graphs(manifest)
     for name in listed_optional:
         if not (package_dir / name).is_file():
             raise ModelPackageError(f"{package_dir / name}: listed in the manifest but missing from the model package")

@@ -80,10 +80,24 @@ def _providers(device: str) -> list[str]:
     return (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []) + ["CPUExecutionProvider"]
 
 
+def platform_graph(manifest: dict, platform: str | None, package_dir: Path) -> str:
+    """The graph that scores `platform`'s texts: model.onnx for none, else the platform's adapted graph. An
+    unknown platform is an error, never a silent fallback to the main graph."""
+    if platform is None:
+        return "model.onnx"
+    platforms = manifest.get("platforms") or {}
+    if platform not in platforms:
+        known = ", ".join(sorted(platforms)) or "none"
+        raise InputError(f"model package {package_dir} has no graph adapted to platform {platform!r} (its platforms: {known}); "
+                         "score without --platform, or adapt one with `moderate loop --platform NAME`")
+    return platforms[platform]["graph"]
+
+
 class Moderator:
     def __init__(self, package_dir: Path, manifest: dict, session, tokenizer, taxonomy, thresholds: dict,
-                 batch_size: int, max_chars: int, max_windows: int | None, normalize: bool = True):
+                 batch_size: int, max_chars: int, max_windows: int | None, normalize: bool = True, platform: str | None = None):
         self.package_dir = package_dir
+        self.platform = platform
         self.manifest = manifest
         self.session = session
         self.tokenizer = tokenizer
@@ -108,13 +122,15 @@ class Moderator:
     @classmethod
     def load(cls, path: str | Path | None = None, *, threads: int | None = None, device: str = "auto",
              batch_size: int = 32, max_chars: int = DEFAULT_MAX_CHARS, max_windows: int | None = None,
-             verify: bool = True, normalize: bool = True) -> "Moderator":
+             verify: bool = True, normalize: bool = True, platform: str | None = None) -> "Moderator":
         """Load a model package (None = the default model). The manifest's sha256s are checked first.
 
         threads: ONNX Runtime intra-op threads (None = all cores). device: "auto" | "cpu" | "cuda".
         max_chars: longer texts get an InputError instead of a silent truncation.
         max_windows: score only each text's first N 256-token windows (None: all; max_chars bounds the work).
         normalize: undo cheap obfuscation first (moderation/normalize.py); off only to measure what it buys.
+        platform: score with the graph adapted to this platform's reviews (`moderate loop --platform`; the
+        manifest's "platforms"); None: the package's main graph.
         """
         import onnxruntime as ort
 
@@ -137,12 +153,14 @@ class Moderator:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        graph = package_dir / platform_graph(manifest, platform, package_dir)
         try:
-            session = ort.InferenceSession(str(package_dir / "model.onnx"), sess_options=opts, providers=_providers(device))
+            session = ort.InferenceSession(str(graph), sess_options=opts, providers=_providers(device))
         except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
-            raise ModelPackageError(f"{package_dir / 'model.onnx'}: onnxruntime could not load it ({e})") from None
+            raise ModelPackageError(f"{graph}: onnxruntime could not load it ({e})") from None
         tokenizer = load_tokenizer(package_dir / "tokenizer.json", manifest["max_length"], manifest["stride"])
-        return cls(package_dir, manifest, session, tokenizer, taxonomy, thresholds, batch_size, max_chars, max_windows, normalize)
+        return cls(package_dir, manifest, session, tokenizer, taxonomy, thresholds, batch_size, max_chars, max_windows, normalize,
+                   platform)
 
     @property
     def version(self) -> str:

@@ -439,7 +439,7 @@ def scan_file(input: str, out: str = "-", *, model=None, fmt: str | None = None,
               id_field: str | None = "id", only_flagged: bool = False, on_error: str = "fail", errors: Path | None = None,
               batch_size: int = 32, threads: int | None = None, max_chars: int = 1_000_000, progress: bool = True,
               resume: bool = False, fsync: bool = True, cache_size: int = 100_000, engine: str = "local",
-              workers: int | None = None, ray_address: str | None = None, spans: bool = False,
+              workers: int | None = None, ray_address: str | None = None, spans: bool = False, platform: str | None = None,
               log=lambda message: None) -> ScanRun:
     """`moderate scan`: open the input and outputs, score with the chosen engine, close everything.
 
@@ -453,7 +453,7 @@ def scan_file(input: str, out: str = "-", *, model=None, fmt: str | None = None,
         raise ScanError("--spans works with the local engine only (--engine local)")
     start_after = resume_point(Path(out)) if resume else 0
     try:
-        moderator = Moderator.load(model, threads=threads, batch_size=batch_size, max_chars=max_chars)
+        moderator = Moderator.load(model, threads=threads, batch_size=batch_size, max_chars=max_chars, platform=platform)
     except ValueError as e:
         raise ScanError(str(e)) from None
     if spans and not moderator.has_token_probs:

@@ -84,9 +84,9 @@ class Scorer:
     """One per Ray actor: the model package loaded once, then batches of rows in, scores out."""
 
     def __init__(self, model_dir: str, threads: int | None, batch_size: int, max_chars: int, max_windows, normalize: bool,
-                 cache_size: int):
+                 cache_size: int, platform: str | None = None):
         self.moderator = Moderator.load(model_dir, threads=threads, batch_size=batch_size, max_chars=max_chars,
-                                        max_windows=max_windows, normalize=normalize)
+                                        max_windows=max_windows, normalize=normalize, platform=platform)
         self.cache = ScoreCache(cache_size)
 
     def __call__(self, batch: dict) -> dict:
@@ -142,7 +142,8 @@ def scan_with_ray(moderator: Moderator, path: str, fmt: str, writer: ResultWrite
         Scorer, batch_size=chunk_size, batch_format="numpy", compute=ActorPoolStrategy(size=workers), num_cpus=per_actor,
         fn_constructor_kwargs=dict(model_dir=str(moderator.package_dir.resolve()), threads=per_actor,
                                    batch_size=moderator.batch_size, max_chars=moderator.max_chars,
-                                   max_windows=moderator.max_windows, normalize=moderator.normalize, cache_size=cache_size))
+                                   max_windows=moderator.max_windows, normalize=moderator.normalize, cache_size=cache_size,
+                                   platform=moderator.platform))
     scanner = Scanner(moderator, writer, on_error=on_error, errors_stream=errors_stream, only_flagged=only_flagged,
                       source=source, progress=progress, durable=durable)
     try:

@@ -245,10 +245,10 @@ def create_app(moderator, config: ServeConfig | None = None, token: str | None =
 
 
 def serve(model_path, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None, store_dir=None,
-          threads: int | None = None, log_level: str = "info") -> None:
+          threads: int | None = None, log_level: str = "info", platform: str | None = None) -> None:
     import uvicorn
 
     from moderation.runtime import Moderator
 
-    moderator = Moderator.load(model_path, threads=threads)
+    moderator = Moderator.load(model_path, threads=threads, platform=platform)
     uvicorn.run(create_app(moderator, config, store_dir=store_dir), host=host, port=port, log_level=log_level)

@@ -161,6 +161,26 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     assert again["push"]["created"] == 10 and again["pull"]["corrections"] == 41
     assert again["export"]["quantization"] == "none" and "parity gate" in again["export"]["int8_refused"]
     assert Registry(tmp_path / "registry").get(again["version"]).parent == reg.production().version
+    # a platform iteration: learns from that source's reviews only and ships them as the platform's own graph,
+    # production's graph (and checkpoint) untouched for everything else
+    from moderation.package import read_manifest, sha256_of
+
+    platform = candidates[0].source
+    mine = [c for c in candidates if c.source == platform]
+    routed = run_iteration(LoopConfig(project="loop test", n=10, simulate=True, method="sft", unlabelled=5, always_export=True,
+                                      improve=ImproveConfig(sft_epochs=1), platform=platform),
+                           connect(creds), creds.url, reg, store, small, taxonomy, mine,
+                           export_config=ExportConfig(parity_examples=50, max_auprc_drop=1.0), log=lambda *a: None)
+    reg = Registry(tmp_path / "registry")
+    parent, cand = reg.get(routed["parent"]), reg.get(routed["version"])
+    package, parent_package = reg.resolve(cand.package), reg.resolve(parent.package)
+    manifest = read_manifest(package)
+    assert manifest["version"] == routed["version"] and manifest["platforms"][platform]["sources"] == [platform]
+    assert sha256_of(package / "model.onnx") == sha256_of(parent_package / "model.onnx")
+    assert (package / f"platforms/{platform}.onnx").is_file() and routed["platform"]["sources"] == [platform]
+    assert reg.resolve(cand.checkpoint) == reg.resolve(parent.checkpoint)
+    trained_on = routed["reward_model"]["items_train"] + routed["reward_model"]["items_heldout"]
+    assert trained_on == len({j.item_id for j in store.judgments() if j.item_id in {c.id for c in mine}})
 
 
 def test_next_version_bumps_the_newest_patch(tmp_path, tiny_package):

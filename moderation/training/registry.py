@@ -85,11 +85,26 @@ def package_metrics(package: Path, test_examples=None) -> dict:
     return metrics_from_report(evaluate_examples(mod.score, test_examples, mod.taxonomy, thresholds)[0])
 
 
-def package_scorer(package: Path):
-    """texts -> probabilities, through the package's own runtime (what the gate compares)."""
+def package_scorer(package: Path, platform: str | None = None):
+    """texts -> probabilities, through the package's own runtime (what the gate compares); with `platform`,
+    through the graph adapted to that platform."""
     from moderation.runtime import Moderator
 
-    return Moderator.load(package).score
+    return Moderator.load(package, platform=platform).score
+
+
+def routed_scores(package: Path, scorer, examples) -> np.ndarray:
+    """What the package says about each gate example as it would in use: a platform's own graph for the
+    texts of the sources it was adapted on (manifest "platforms"), the main graph for everything else."""
+    from moderation.package import read_manifest
+
+    texts = [e.text for e in examples]
+    out = np.array(scorer(package)(texts), dtype=np.float64)
+    for name, info in (read_manifest(package, verify=False).get("platforms") or {}).items():
+        rows = [i for i, e in enumerate(examples) if e.source in set(info.get("sources", []))]
+        if rows:
+            out[rows] = np.asarray(scorer(package, name)([texts[i] for i in rows]))
+    return out
 
 
 class Registry:
@@ -194,11 +209,10 @@ class Registry:
         other = load_taxonomy(self.resolve(production.package) / "taxonomy.toml")
         if other.names != taxonomy.names:
             return Gate(False, [f"the candidate's categories {taxonomy.names} differ from production's {other.names}"])
-        texts = [e.text for e in gate_examples]
         targets, mask = label_matrix(gate_examples, taxonomy.names)
         focus = None if not focus_sources else np.array([e.source in focus_sources for e in gate_examples])
-        return paired_gate(np.asarray(scorer(self.resolve(candidate.package))(texts)),
-                           np.asarray(scorer(self.resolve(production.package))(texts)), targets, mask, taxonomy, max_auprc_drop,
+        return paired_gate(routed_scores(self.resolve(candidate.package), scorer, gate_examples),
+                           routed_scores(self.resolve(production.package), scorer, gate_examples), targets, mask, taxonomy, max_auprc_drop,
                            focus=focus, focus_categories=None if not focus_sources else annotated_categories(focus_sources, taxonomy))
 
     def rollback(self) -> Version:
