@@ -78,7 +78,8 @@ RETIRED_VARIANTS = {"sft_near": "sft_leash3, half the leashed texts the correcti
                     "sft_platform": "sft_leash3 with X's texts tagged by a platform token (reviews, held-out, X's test and gate items)",
                     "sft_logit3": "sft_leash3 with the leash on logits (squared distance, clipped at +-6) instead of probabilities"}
 # Derived, not trained (--route): X's texts scored by the named variant's candidate, all others by the no-X model
-ROUTED = {"sft_leash3_routed": "sft_leash3"}
+# (`moderate loop --platform`); the cheap baselines get the same routing, so routing alone is no advantage
+ROUTED = {"thr_routed": "thr", "recal_routed": "recal", "sft_leash3_routed": "sft_leash3"}
 REVIEWED_VARIANTS = tuple(VARIANTS) + tuple(ROUTED) + tuple(RETIRED_VARIANTS)
 STRATEGIES = ("uncertainty", "random")
 SIMULATION = "one real annotator's (or the adjudicated) labels, judged categories only, 5% slips (labeling/simulate.py)"
