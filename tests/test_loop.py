@@ -121,6 +121,8 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     candidates = [e for e in examples if e.annotators and e.split == "validation"][:200]
     small = (small_examples["validation"] + small_examples["gate"] + small_examples["test"]
              + [c for c in candidates if c not in small_examples["validation"]])
+    # train-split texts of a source nobody reviews here: what RL (and SFT) are leashed on
+    small += [e for e in small_examples["train"] if e.source == "sms_spam_collection"][:20]
     # a judgment of a test item that reached the store some other way never trains anything
     from moderation.feedback import Judgment
 
@@ -137,6 +139,8 @@ def test_one_loop_iteration_end_to_end(label_studio, tiny_package, tiny_checkpoi
     assert report["pull"]["corrections"] == 31 and report["pull"]["rejected"] == 0  # 30 reviews + the leaked one
     assert report["reward_model"]["items_train"] + report["reward_model"]["items_heldout"] == 30  # not 31
     assert 0.0 <= report["reward_model"]["accuracy_reward_model"] <= 1.0
+    steps = [row for row in report["rl"]["rows"] if row["step"] > 0]
+    assert steps and all("leash_kl" in row for row in steps)  # RL held on the other sources' texts
     assert report["rl"]["rows"] and set(report["timings"]) >= {"select+push", "review", "pull", "reward", "improve", "export"}
     reg = Registry(tmp_path / "registry")
     cand = reg.get(report["version"])

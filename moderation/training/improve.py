@@ -243,7 +243,7 @@ def sft_on_corrections(policy: PolicyModel, texts: list[str], gold: np.ndarray, 
             b = order[s : s + cfg.sft_batch]
             batch, yb, mb = [texts[i] for i in b], y[b], m[b]
             if replay is not None and replay.texts:
-                r = rng.choice(len(replay.texts), max(1, int(round(replay.ratio * len(b)))), replace=False)
+                r = rng.choice(len(replay.texts), min(len(replay.texts), max(1, int(round(replay.ratio * len(b))))), replace=False)
                 replayed = [replay.texts[i] for i in r]
                 batch += replayed
                 if start is not None:

@@ -164,12 +164,14 @@ def train_rl(policy: PolicyModel, reward: RewardModel, pool_texts: list[str], po
             z = policy.train_logits(texts, cfg.max_length)
             loss, pg, kl = ppo_loss(z, y, logp_old, adv, ref_logits[b], cfg.clip, cfg.kl_beta)
             if leash:
-                loss = loss + cfg.leash * bernoulli_kl(policy.train_logits(leash_batch, cfg.max_length), leash_ref[torch.from_numpy(lb)]).mean()
+                leash_kl = bernoulli_kl(policy.train_logits(leash_batch, cfg.max_length), leash_ref[torch.from_numpy(lb)]).mean()
+                loss = loss + cfg.leash * leash_kl
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
-        row = {"step": step, "reward": r.mean().item(), "kl": kl.item(), "entropy": entropy(z.detach()).mean().item()}
+        row = {"step": step, "reward": r.mean().item(), "kl": kl.item(), "entropy": entropy(z.detach()).mean().item(),
+               **({"leash_kl": leash_kl.item()} if leash else {})}
         bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl']:.3f}")
         if step % cfg.eval_every == 0 or step == cfg.steps:
             ev = evaluate(step)
