@@ -99,6 +99,23 @@ def test_a_policy_that_does_not_survive_packing_is_not_attached(package, fine_tu
     assert after["files"] == before["files"]
 
 
+def test_an_export_whose_policy_does_not_survive_packing_ships_without_it(tmp_path, tiny_checkpoint, small_examples,
+                                                                         taxonomy, monkeypatch):
+    """A fine-tuned policy that 4-bit packing moves too far costs the package its torch policy, not the export
+    (a loop candidate's checkpoint lives in the registry): found when a real `moderate loop` died there."""
+    from moderation.runtime import Moderator
+    from moderation.training.export import ExportConfig, export_package
+
+    monkeypatch.setattr(policy_delta, "MAX_ABS_DIFF", -1.0)  # nothing can be that close
+    said = []
+    out = tmp_path / "pkg"
+    export_package(tiny_checkpoint, out, taxonomy, small_examples["validation"], small_examples["test"],
+                   ExportConfig(parity_examples=50, max_auprc_drop=1.0), log=said.append)
+    assert not has_policy(out) and "policy" not in read_manifest(out)
+    assert any(m.startswith("warning: the packed policy scores up to") for m in said)
+    assert Moderator.load(out).score(TEXTS).shape == (len(TEXTS), len(taxonomy))
+
+
 def test_a_package_without_a_policy_says_what_to_pass(package):
     with pytest.raises(PolicyDeltaError, match="--policy CHECKPOINT"):
         unpack_policy(package)
