@@ -399,7 +399,7 @@ def rejudge(results: dict, args, base_gate, y_gate, m_gate, src_gate, tax, oracl
     redone = kept = 0
     for key, cell in results["cells"].items():
         x = key.split("|")[0]
-        for v in REVIEWED_VARIANTS:
+        for v in [v for v in REVIEWED_VARIANTS if v not in ROUTED]:  # routed ones are re-derived by --route
             if v not in cell or "target" not in cell[v]:
                 continue
             f = args.scores_dir / f"{key.replace('|', '_')}_{v}.npz"

@@ -207,7 +207,6 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
             report["promoted"], report["timings"] = False, timings
             report["seconds"] = round(sum(timings.values()), 1)
             return report
-    start_checkpoint = checkpoint
     if cfg.platform is not None:
         routed_package(registry.resolve(prod.package), exported, package, version, cfg.platform, reviewed,
                        parent=prod.version, reviews=len(fb.train_js) + len(fb.held_js), log=log)
@@ -216,7 +215,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     step("export", t)
 
     # 8. register and gate (a routed candidate's main graph is production's: so is its checkpoint)
-    v = registry.add(version, package, package_metrics(package), checkpoint=out_ckpt if cfg.platform is None else start_checkpoint,
+    v = registry.add(version, package, package_metrics(package), checkpoint=out_ckpt if cfg.platform is None else checkpoint,
                      parent=prod.version,
                      note=f"loop: {cfg.method}, {report['pull']['corrections']} corrections"
                           + (f", adapted for platform {cfg.platform}" if cfg.platform else ""))

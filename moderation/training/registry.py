@@ -98,13 +98,19 @@ def routed_scores(package: Path, scorer, examples) -> np.ndarray:
     texts of the sources it was adapted on (manifest "platforms"), the main graph for everything else."""
     from moderation.package import read_manifest
 
-    texts = [e.text for e in examples]
-    out = np.array(scorer(package)(texts), dtype=np.float64)
+    graph_of = {}  # source -> the platform whose graph scores it; every other source: the main graph (None)
     for name, info in (read_manifest(package, verify=False).get("platforms") or {}).items():
-        rows = [i for i, e in enumerate(examples) if e.source in set(info.get("sources", []))]
-        if rows:
-            out[rows] = np.asarray(scorer(package, name)([texts[i] for i in rows]))
-    return out
+        graph_of.update({source: name for source in info.get("sources", [])})
+    groups: dict[str | None, list[int]] = {}
+    for i, e in enumerate(examples):
+        groups.setdefault(graph_of.get(e.source), []).append(i)
+    out = None
+    for name, rows in groups.items():  # each text scored once, by the graph that scores it in use
+        score = scorer(package) if name is None else scorer(package, name)
+        scores = np.asarray(score([examples[i].text for i in rows]), dtype=np.float64)
+        out = np.zeros((len(examples), scores.shape[1])) if out is None else out
+        out[rows] = scores
+    return out if out is not None else np.zeros((0, 0))
 
 
 class Registry:
