@@ -194,9 +194,11 @@ def loop_cmd(
     rl_steps: Annotated[int, typer.Option(min=1, help="Policy-gradient steps of RL fine-tuning (more: moves further from the current model).")] = 100,
     kl_beta: Annotated[float, typer.Option(min=0.0, help="Weight of the KL leash to the current model (larger: smaller, safer changes).")] = 0.05,
     policy: Annotated[Optional[Path], typer.Option(help="Torch checkpoint to improve (default: production's).")] = None,
-    platform: Annotated[Optional[str], typer.Option(help="Adapt for one platform (a dataset source): learn from its reviews only and ship the "
-                                                         "result as its own graph beside production's unchanged one; score its texts with "
-                                                         "`moderate scan --platform NAME`.")] = None,
+    platform: Annotated[Optional[str], typer.Option(help="Adapt for one platform: learn from its reviews only and ship the result as its own "
+                                                         "graph beside production's unchanged one; score its texts with `moderate scan "
+                                                         "--platform NAME`. With --input, NAME is the platform the file's items come from "
+                                                         "(one in four of its reviewed items is kept aside to judge candidates); without, "
+                                                         "a dataset source.")] = None,
     project: Project = "Moderation review", store: StoreDir = Path("data/feedback"), registry: RegistryDir = None,
     ls_dir: LSDir = None, url: LSUrl = None, data_dir: DataDir = None, seed: Seed = 0,
 ) -> None:

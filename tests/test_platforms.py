@@ -86,14 +86,73 @@ def test_scan_with_a_platform_uses_its_graph_and_names_an_unknown_one(routed, tm
     assert r.exit_code == 2 and "no graph adapted to platform 'gab'" in r.output, r.output
 
 
-def test_the_loop_refuses_a_platform_it_cannot_gate(tmp_path):
-    from moderation.errors import ConfigError, ModerationError
-    from moderation.training.loop import LoopConfig, run_from_registry
+def test_a_platform_name_that_cannot_name_a_graph_file_is_refused():
+    from moderation.errors import ConfigError
+    from moderation.training.loop import LoopConfig
+
+    for bad in ("YouTube Spam", "../x", "", "-forum"):
+        with pytest.raises(ConfigError, match="must be 1-64 characters"):
+            LoopConfig(platform=bad)
+    assert LoopConfig(platform="forum.v2").platform == "forum.v2"
+def test_a_file_platforms_gate_share_is_stable_and_judged_on_what_its_reviewers_judged(taxonomy):
+    from moderation.feedback import Judgment
+    from moderation.training.loop import GATE_SHARE, gate_share_examples, in_gate_share, judged_categories
+
+    ids = [f"forum:{i}" for i in range(2000)]
+    share = [i for i in ids if in_gate_share(i)]
+    assert abs(len(share) / len(ids) - 1 / GATE_SHARE) < 0.03 and share == [i for i in ids if in_gate_share(i)]
+    n = len(taxonomy)
+    only_spam = tuple(int(c == "spam") for c in taxonomy.names)
+    js = [Judgment(f"k{i}", i, f"text {i}", "r1", "v", gold=only_spam, judged=only_spam) for i in ids[:200]]
+    js += [Judgment(f"k{i}b", i, f"text {i}", "r2", "v", gold=(0,) * n, judged=only_spam) for i in ids[:200:2]]  # 1-1 ties: positive
+    js += [Judgment(f"k{i}s", i, f"text {i}", "r3", "v", status="skipped") for i in ids[200:260]]  # a skip labels nothing
+    examples = gate_share_examples(js, "forum", taxonomy.names)
+    assert [e.id for e in examples] == [i for i in ids[:200] if in_gate_share(i)]
+    assert all(e.source == "forum" and e.split == "gate" and e.labels["spam"] == 1.0 and e.labels["toxic"] is None
+               for e in examples)
+    assert judged_categories(examples, taxonomy.names).tolist() == [c == "spam" for c in taxonomy.names]
+
+
+def test_a_file_platforms_iteration_keeps_its_gate_share_out_of_training_and_gates_on_it(
+        label_studio, tiny_package, tiny_checkpoint, small_examples, examples, taxonomy, tmp_path, monkeypatch):
+    """`moderate loop --input FILE --platform NAME`: the file's items are reviewed in Label Studio; too few in the
+    gate share is refused before any training; with enough, one in four judges the candidate and none trains it."""
+    from labeling.client import connect
+    from moderation.feedback import FeedbackStore
+    from moderation.package import read_manifest
+    from moderation.training import loop
+    from moderation.training.data import Example
+    from moderation.training.export import ExportConfig
+    from moderation.training.improve import ImproveConfig
     from moderation.training.registry import Registry
 
-    with pytest.raises(ConfigError, match="platform 'YouTube Spam' must be"):
-        LoopConfig(platform="YouTube Spam")
-    rows = [type("Row", (), {"id": "1", "text": "hello"})()]
-    with pytest.raises(ModerationError, match="items from --input have no gate items yet"):
-        run_from_registry(LoopConfig(platform="forum", simulate=True), None, "", Registry(tmp_path / "reg"), tmp_path / "fb", None,
-                          rows=rows, source="forum.jsonl")
+    creds, _ = label_studio
+    reg = Registry(tmp_path / "registry")
+    reg.add("0.1.0", tiny_package, {"utility_cost_optimal": -0.3}, checkpoint=tiny_checkpoint)
+    reg.promote("0.1.0")
+    # the team's file: texts simulated reviewers can judge (per-annotator labels), pushed as platform "forum"
+    annotated = [e for e in examples if e.annotators and e.split == "validation"][:60]
+    rows = [Example(id=e.id, text=e.text, source="forum", split="candidate", labels={}) for e in annotated]
+    small = small_examples["validation"] + small_examples["gate"] + small_examples["test"] + annotated
+    small += [e for e in small_examples["train"] if e.source == "sms_spam_collection"][:20]
+    store = FeedbackStore(tmp_path / "feedback", taxonomy.names)
+    cfg = dict(project="forum", simulate=True, method="sft", unlabelled=5, always_export=True,
+               improve=ImproveConfig(sft_epochs=1), platform="forum")
+    first = loop.run_iteration(loop.LoopConfig(n=20, **cfg), connect(creds), creds.url, reg, store, small, taxonomy, rows,
+                               export_config=ExportConfig(parity_examples=50, max_auprc_drop=1.0), log=lambda *a: None)
+    assert first["pull"]["corrections"] == 20 and "in its gate share" in first["unchanged"] and "reward" not in first["timings"]
+    assert len(Registry(tmp_path / "registry").versions) == 1  # nothing trained, nothing registered; the reviews are kept
+
+    monkeypatch.setattr(loop, "MIN_FOCUS_ITEMS", 3)  # a test-sized gate share
+    second = loop.run_iteration(loop.LoopConfig(n=20, **cfg), connect(creds), creds.url, reg, store, small, taxonomy, rows,
+                                export_config=ExportConfig(parity_examples=50, max_auprc_drop=1.0), log=lambda *a: None)
+    reviewed = {j.item_id for j in store.judgments()}
+    assert len(reviewed) == 40 and reviewed <= {r.id for r in rows}
+    share = {i for i in reviewed if loop.in_gate_share(i)}
+    assert len(share) >= 3 and second["gate_share"]["items"] == len(share)
+    trained = second["reward_model"]["items_train"] + second["reward_model"]["items_heldout"]
+    assert trained == 40 - len(share)  # every reviewed forum item but the gate share
+    assert second["gate"]["n_items"] == len(small_examples["gate"]) + len(share)
+    reg = Registry(tmp_path / "registry")
+    manifest = read_manifest(reg.resolve(reg.get(second["version"]).package))
+    assert manifest["platforms"]["forum"]["sources"] == ["forum"]

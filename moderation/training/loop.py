@@ -20,6 +20,7 @@ candidate as loop_report.json.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from moderation.errors import ConfigError, check_config
+from moderation.training.gate import MIN_FOCUS_ITEMS
 from moderation.training.improve import ImproveConfig
 from moderation.training.rl import RLConfig
 
@@ -53,8 +55,9 @@ class LoopConfig:
     improve: ImproveConfig = field(default_factory=lambda: ImproveConfig(rl=RLConfig(steps=100)))
     max_auprc_drop: float = 0.01
     always_export: bool = False  # export and gate even when training kept its starting point (tests, audits)
-    # Adapt for one platform (a dataset source when simulating): train on its reviews only and ship the result
-    # as that platform's own graph next to production's unchanged one (routed_package). None: one model for all.
+    # Adapt for one platform (a dataset source, or the platform a file's items come from): train on its reviews
+    # only and ship the result as that platform's own graph next to production's unchanged one (routed_package).
+    # None: one model for all.
     platform: str | None = None
     seed: int = 0
 
@@ -130,7 +133,8 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
 
     # 4. pull
     t = time.time()
-    judgments, rejected = tasks_to_judgments(export_tasks(client, url, proj.id), taxonomy)
+    tasks = export_tasks(client, url, proj.id)
+    judgments, rejected = tasks_to_judgments(tasks, taxonomy)
     report["pull"] = {"annotations": len(judgments) + len(rejected), "new": store.add(judgments), "rejected": len(rejected),
                       **store.stats()}
     step("pull", t)
@@ -139,13 +143,27 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     t = time.time()
     icfg = replace(cfg.improve, seed=cfg.seed)  # callers' configs are never changed
     # Judgments of test or gate items (however they reached the store) never train anything.
-    judgments = store.judgments()
+    judgments, held_back, gate_share = store.judgments(), held_back_ids(examples), []
     if cfg.platform is not None:  # a platform's graph learns from its own reviews only
-        source = {e.id: e.source for e in examples}
+        source = {e.id: e.source for e in examples} | task_sources(tasks)  # a file's items: the source they were pushed as
         judgments = [j for j in judgments if source.get(j.item_id) == cfg.platform]
-    fb = feedback_data(judgments, len(taxonomy), icfg.holdout, cfg.seed, [e.text for e in fresh], cfg.unlabelled,
-                       held_back_ids(examples))
-    reviewed = reviewed_sources(examples, fb.train_js + fb.held_js)  # the platform the reviews came from
+        if not any(e.split == "gate" and e.source == cfg.platform for e in examples):
+            # A platform of the team's own (a file's items) has no gate split: a stable share of its reviews is
+            # kept aside to judge candidates and never trains one, in this iteration or any later one.
+            held_back |= {j.item_id for j in judgments if in_gate_share(j.item_id)}
+            gate_share = gate_share_examples(judgments, cfg.platform, taxonomy.names)
+            report["gate_share"] = {"items": len(gate_share), "one_in": GATE_SHARE}
+            if len(gate_share) < MIN_FOCUS_ITEMS:
+                report["unchanged"] = (f"platform {cfg.platform} has {len(gate_share)} reviewed items in its gate share (one in "
+                                       f"{GATE_SHARE} of its reviewed items judges candidates; {MIN_FOCUS_ITEMS} are needed): "
+                                       f"review about {GATE_SHARE * (MIN_FOCUS_ITEMS - len(gate_share))} more of its items")
+                report["promoted"], report["timings"] = False, timings
+                report["seconds"] = round(sum(timings.values()), 1)
+                log(f"[loop] no candidate: {report['unchanged']}")
+                return report
+    fb = feedback_data(judgments, len(taxonomy), icfg.holdout, cfg.seed, [e.text for e in fresh], cfg.unlabelled, held_back)
+    # the platform the reviews came from
+    reviewed = {cfg.platform} if cfg.platform is not None else reviewed_sources(examples, fb.train_js + fb.held_js)
     report["reviewed_sources"] = sorted(reviewed)
     policy = PolicyModel.load(checkpoint).eval()
     embed = embedding_table(policy, fb.rl_pool + fb.held_texts)
@@ -185,7 +203,7 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
     exported = package if cfg.platform is None else registry.root / "work" / f"{version}-{cfg.platform}"
     base_ecfg = replace(export_config or ExportConfig(), version=version)
     validation, test = [e for e in examples if e.split == "validation"], [e for e in examples if e.split == "test"]
-    gate_items = [e for e in examples if e.split == "gate"]
+    gate_items = [e for e in examples if e.split == "gate"] + gate_share
     # RL sharpens some logits, and INT8 can then move a probability past the parity gate's bound (MAX_ABS_DIFF:
     # 0.1 for the default int8, 0.02 for int8-weights); the
     # candidate is then exported exactly (fp32: ~3x larger, slower) and still judged on its merits.
@@ -220,7 +238,10 @@ def run_iteration(cfg: LoopConfig, client, url: str, registry, store, examples, 
                      note=f"loop: {cfg.method}, {report['pull']['corrections']} corrections"
                           + (f", adapted for platform {cfg.platform}" if cfg.platform else ""))
     try:
-        result = registry.promote(version, max_auprc_drop=cfg.max_auprc_drop, gate_examples=gate_items, focus_sources=reviewed)
+        # a gate share is judged on what its reviewers judged; a dataset source on what its annotators labelled
+        focus_categories = judged_categories(gate_share, taxonomy.names) if gate_share else None
+        result = registry.promote(version, max_auprc_drop=cfg.max_auprc_drop, gate_examples=gate_items, focus_sources=reviewed,
+                                  focus_categories=focus_categories)
     except RegistryError as e:
         raise RuntimeError(str(e)) from None
     report["gate"] = asdict(result)
@@ -277,6 +298,43 @@ def training_replay(examples, seed: int, exclude_sources: set[str] = frozenset()
         return None
     pick = np.random.default_rng(seed).choice(len(train), min(REPLAY_ITEMS, len(train)), replace=False)
     return Replay([train[i].text for i in sorted(pick)], ratio=LEASH_RATIO, leash=True)
+
+
+GATE_SHARE = 4  # one in four of a file platform's reviewed items judges candidates instead of training them
+
+
+def in_gate_share(item_id: str) -> bool:
+    """Whether an item of a file platform belongs to its gate share: a hash of the id alone, so an item is in it
+    or out of it in every iteration, whatever else was reviewed."""
+    return hashlib.sha256(f"gate-share:{item_id}".encode()).digest()[0] % GATE_SHARE == 0
+
+
+def gate_share_examples(judgments, platform: str, categories: list[str]):
+    """The gate share's items as gate examples: the reviewers' consensus on the categories they judged
+    (unjudged ones stay unknown, so they neither count for nor against a candidate)."""
+    from moderation.training.data import Example
+    from moderation.training.improve import consensus
+
+    share = [j for j in judgments if in_gate_share(j.item_id)]
+    ids = list(dict.fromkeys(j.item_id for j in share if j.status == "done" and j.gold is not None))  # consensus's order
+    texts, gold, judged = consensus(share, len(categories))
+    return [Example(id=i, text=t, source=platform, split="gate",
+                    labels={c: float(g[k]) if m[k] else None for k, c in enumerate(categories)})
+            for i, t, g, m in zip(ids, texts, gold, judged)]
+
+
+def judged_categories(examples, categories: list[str]) -> np.ndarray:
+    return np.array([any(e.labels.get(c) is not None for e in examples) for c in categories])
+
+
+def task_sources(tasks: list[dict]) -> dict[str, str]:
+    """Item id -> the source it was pushed as (a dataset's name, or the platform a file's items came from)."""
+    out = {}
+    for t in tasks:
+        data = t.get("data") or {}
+        if data.get("item_id") is not None and data.get("source"):
+            out[str(data["item_id"])] = str(data["source"])
+    return out
 
 
 def reviewed_sources(examples, judgments) -> set[str]:
@@ -389,21 +447,18 @@ def register_shipped_model(registry, log=print):
 def run_from_registry(cfg: LoopConfig, client, url: str, registry, store_dir: Path, data_dir, rows=None, source: str | None = None,
                       policy_checkpoint: Path | None = None, log=print) -> dict:
     """`moderate loop`: one iteration starting from the registry's production model. Candidates are `rows`
-    (items from a file named `source`) or else the validation split (with --simulate, only items whose
-    source kept each annotator's labels; with `cfg.platform`, only that source's items)."""
+    (items from a file named `source`; with `cfg.platform`, that platform's items) or else the validation split
+    (with --simulate, only items whose source kept each annotator's labels; with `cfg.platform`, only that
+    source's items)."""
     from moderation.errors import ModerationError
     from moderation.feedback import FeedbackStore
     from moderation.taxonomy import load_taxonomy
     from moderation.training.data import Example, load_examples
 
-    if cfg.platform is not None and rows is not None:
-        # A routed candidate is judged on its platform's gate-split items, and a file's platform has none.
-        raise ModerationError("--platform adapts to a dataset source's reviews (its gate-split items judge the candidate); "
-                              "items from --input have no gate items yet, so review them without --platform")
     prod = registry.production() or register_shipped_model(registry, log)
     taxonomy = load_taxonomy(registry.resolve(prod.package) / "taxonomy.toml")
     examples = load_examples(data_dir, taxonomy=taxonomy, seed=0)
-    if cfg.platform is not None:
+    if cfg.platform is not None and rows is None:
         from labeling.simulate import with_adjudicated_annotator
 
         known = sorted({e.source for e in examples})
@@ -413,7 +468,10 @@ def run_from_registry(cfg: LoopConfig, client, url: str, registry, store_dir: Pa
         # sources that publish one adjudicated label per item (OLID, YouTube spam) replay it, judged categories only
         examples = [with_adjudicated_annotator(e) if e.source == cfg.platform else e for e in examples]
     if rows is not None:
-        candidates = [Example(id=r.id, text=r.text, source=source or "input", split="candidate", labels={}) for r in rows]
+        # with --platform, the file's items are that platform's: reviews of them train its graph, and a share of
+        # them judges it (gate_share_examples)
+        candidates = [Example(id=r.id, text=r.text, source=cfg.platform or source or "input", split="candidate", labels={})
+                      for r in rows]
     else:
         candidates = [e for e in examples if e.split == "validation" and (e.annotators or not cfg.simulate)
                       and (cfg.platform is None or e.source == cfg.platform)]

@@ -177,16 +177,17 @@ class Registry:
         return v
 
     def promote(self, version: str, force: bool = False, max_auprc_drop: float = MAX_AUPRC_DROP, gate_examples=None,
-                scorer=package_scorer, focus_sources: set[str] | None = None) -> Gate:
+                scorer=package_scorer, focus_sources: set[str] | None = None, focus_categories=None) -> Gate:
         """Run the gate against production on `gate_examples` (the gate split); make `version` production if it
         passes (or `force`). `scorer(package)` gives a package's texts -> probabilities function.
         `focus_sources`: the sources the reviews came from; their gate items must improve on what the sources'
-        annotators labelled and the rest must not fall (gate.py)."""
+        annotators labelled (or `focus_categories`, a boolean per category, for a platform not in the datasets)
+        and the rest must not fall (gate.py)."""
         v = self.get(version)
         current = self.production()
         if current is not None and current.version == version:
             raise RegistryError(f"{version} is already in production")
-        result = self.compare(v, current, gate_examples, max_auprc_drop, scorer, focus_sources)
+        result = self.compare(v, current, gate_examples, max_auprc_drop, scorer, focus_sources, focus_categories)
         v.gate = asdict(result)
         if result.passed or force:
             if current is not None:
@@ -202,7 +203,7 @@ class Registry:
         return result
 
     def compare(self, candidate: Version, production: Version | None, gate_examples, max_auprc_drop: float, scorer,
-                focus_sources: set[str] | None = None) -> Gate:
+                focus_sources: set[str] | None = None, focus_categories=None) -> Gate:
         if production is None:
             return Gate(True, ["first version: nothing to compare with"])
         if not gate_examples:
@@ -219,7 +220,8 @@ class Registry:
         focus = None if not focus_sources else np.array([e.source in focus_sources for e in gate_examples])
         return paired_gate(routed_scores(self.resolve(candidate.package), scorer, gate_examples),
                            routed_scores(self.resolve(production.package), scorer, gate_examples), targets, mask, taxonomy, max_auprc_drop,
-                           focus=focus, focus_categories=None if not focus_sources else annotated_categories(focus_sources, taxonomy))
+                           focus=focus, focus_categories=None if not focus_sources else
+                           focus_categories if focus_categories is not None else annotated_categories(focus_sources, taxonomy))
 
     def rollback(self) -> Version:
         """Production goes back to the version before the current one."""
