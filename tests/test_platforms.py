@@ -94,13 +94,17 @@ def test_a_platform_name_that_cannot_name_a_graph_file_is_refused():
         with pytest.raises(ConfigError, match="must be 1-64 characters"):
             LoopConfig(platform=bad)
     assert LoopConfig(platform="forum.v2").platform == "forum.v2"
+
+
 def test_a_file_platforms_gate_share_is_stable_and_judged_on_what_its_reviewers_judged(taxonomy):
     from moderation.feedback import Judgment
     from moderation.training.loop import GATE_SHARE, gate_share_examples, in_gate_share, judged_categories
 
     ids = [f"forum:{i}" for i in range(2000)]
     share = [i for i in ids if in_gate_share(i)]
-    assert abs(len(share) / len(ids) - 1 / GATE_SHARE) < 0.03 and share == [i for i in ids if in_gate_share(i)]
+    assert abs(len(share) / len(ids) - 1 / GATE_SHARE) < 0.03
+    # the same items in every process and on every machine (a salted hash() would move them between runs)
+    assert [i for i in range(40) if in_gate_share(f"forum:{i}")] == [0, 2, 3, 11, 14, 21, 24, 34, 38]
     n = len(taxonomy)
     only_spam = tuple(int(c == "spam") for c in taxonomy.names)
     js = [Judgment(f"k{i}", i, f"text {i}", "r1", "v", gold=only_spam, judged=only_spam) for i in ids[:200]]
