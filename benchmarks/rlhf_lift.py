@@ -1,21 +1,25 @@
-"""Does learning from reviewers pay, and does RL beat plain fine-tuning on their corrections?
+"""Does learning from reviewers pay on sources the model already knows, and does RL beat fine-tuning?
 
-    .venv/bin/python benchmarks/rlhf_lift.py --policy runs/sft-v2 [--budgets 100 300 1000] [--seeds 0 1 2]
+    .venv/bin/python benchmarks/rlhf_lift.py [--policy CHECKPOINT] [--budgets 100 300 1000] [--seeds 0 1 2]
 
-Setting. The supervised policy (`--policy`, trained on the train split) is reviewed on texts it never
-trained on: validation-split items from the three datasets that keep per-annotator labels (Davidson,
-ConvAbuse, Toxic Spans). Simulated reviewers (labeling/simulate.py: one real annotator's labels per
-review, 5% slips, proposals ranked by reviewer utility) review `budget` items chosen by uncertainty from a
-seed-dependent half of that pool, each with K=4 proposals, as `moderate loop` would push them. The same
-code builds the judgments as the Label Studio path, minus the server (thousands of reviews per run).
-20% of the reviewed items are held out (reward-model accuracy, best-step selection for (b), (c), (d)).
+Setting. The supervised policy (`--policy`; by default the torch policy inside the shipped package,
+models/default/policy.safetensors, rebuilt into runs/shipped-policy) is reviewed on texts it never trained
+on: validation-split items from the three datasets that keep per-annotator labels (Davidson, ConvAbuse,
+Toxic Spans). Simulated reviewers (labeling/simulate.py) judge only the categories their source's
+annotators judged, with one real annotator's labels per review and 5% slips; nothing comes from the model.
+They rank the proposals by `--rank-rule`, a rule on their own labels. They review `budget` items chosen by
+uncertainty from a seed-dependent half of that pool, each with K=4 proposals, as `moderate loop` would
+push them. The same code builds the judgments as the Label Studio path, minus the server. 20% of the
+reviewed items are held out (reward-model accuracy, epoch and step selection).
 
-Variants at equal budget:
+Variants at equal budget, each as `moderate loop` runs it today:
   (a) the supervised policy alone
-  (b) + LoRA fine-tuning on the reviewers' corrected label sets (BCE)
-  (c) + reward model (Bradley-Terry on the rankings and corrections) + RL (LoRA, KL to the start policy)
-      on the reviewed texts plus `--unlabelled` unreviewed texts of the same pool (their labels unused)
-  (d) (b), then (c) with (b) as the KL reference
+  (b) + LoRA fine-tuning on the reviewers' corrections, masked to the judged categories, held by the KL
+      leash on three train-split texts of the other sources per correction (`--method sft`, the default)
+  (c) + reward model (Bradley-Terry on the rankings and corrections) + RL (LoRA, KL to the start policy,
+      the same leash on the other sources' texts) on the reviewed texts plus `--unlabelled` unreviewed
+      texts of the same pool (their labels unused) (`--method rl`)
+  (d) (b), then (c) with (b) as the KL reference (`--method sft+rl`)
   cheap baselines the feedback must beat (moderation/training/baselines.py):
   (e) the supervised policy with per-category thresholds re-tuned for utility on the validation labels
   (f) the supervised policy recalibrated per category (Platt, pulled to the identity) on the reviewed items
@@ -72,7 +76,8 @@ def evaluate(policy, test, y, m, src_mask, tax) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--policy", type=Path, default=ROOT / "runs/sft-v2", help="supervised policy checkpoint")
+    ap.add_argument("--policy", type=Path, default=None,
+                    help="supervised policy checkpoint (default: the shipped package's policy, rebuilt into runs/shipped-policy)")
     ap.add_argument("--thresholds-from", type=Path, default=ROOT / "models/default", help="package whose review thresholds pick the greedy proposal")
     ap.add_argument("--budgets", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -90,6 +95,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.render_only:
         results = json.loads(args.out.read_text())
+        if "test_items_reviewed_sources" not in results["setup"]:  # runs before it was recorded: count again
+            from moderation.taxonomy import load_taxonomy
+            from moderation.training.data import load_examples
+
+            test = [e for e in load_examples(None, taxonomy=load_taxonomy(None), seed=0) if e.split == "test"]
+            assert len(test) == results["setup"]["test_items"], "the test split changed since these cells were measured"
+            results["setup"]["test_items_reviewed_sources"] = sum(e.source in REVIEWED_SOURCES for e in test)
         summarise(results, args.out.with_suffix(".md"), args.out.with_suffix(".png"))
         args.out.write_text(json.dumps(results, indent=2))
         return
@@ -111,6 +123,7 @@ def main() -> None:
         split_items,
     )
     from moderation.training.policy import PolicyModel
+    from moderation.training.loop import training_replay
     from moderation.training.rl import RLConfig
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -137,16 +150,26 @@ def main() -> None:
         print(f"{args.out} was measured with model-filled simulated reviewers; kept as {kept}, starting afresh", flush=True)
         results = {}
     results.setdefault("cells", {})
+    commands = results.get("setup", {}).get("commands_run", [])
     results["setup"] = {"simulation": SIMULATION, "policy": str(args.policy), "pool_items": len(pool), "test_items": len(test),
+                        "test_items_reviewed_sources": int(src_mask.sum()),
                         "unlabelled": args.unlabelled, "rl_steps": args.rl_steps, "kl_beta": args.kl_beta, "rl_lr": args.rl_lr,
                         "noise": args.noise, "rank_rule": args.rank_rule, "reviewed_sources": list(REVIEWED_SOURCES),
-                        "command": "benchmarks/rlhf_lift.py " + " ".join(sys.argv[1:])}
+                        "leash": "the loop's: training_replay(exclude_sources=reviewed sources), 3 leashed texts per correction; RL leash_texts",
+                        "commands_run": commands + ["benchmarks/rlhf_lift.py " + " ".join(sys.argv[1:])]}
 
     def save() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
 
+    if args.policy is None:
+        from moderation.training.policy_delta import checkpoint_from_package
+
+        args.policy = checkpoint_from_package(ROOT / "models/default", ROOT / "runs/shipped-policy")
+        results["setup"]["policy"] = f"models/default ({json.loads((ROOT / 'models/default/manifest.json').read_text())['version']})"
     base = PolicyModel.load(args.policy).eval()
+    # the loop's leash: train-split texts of every source the reviews did not come from
+    leash = training_replay(examples, 0, exclude_sources=set(REVIEWED_SOURCES))
     print(f"pool {len(pool)} reviewable validation items; test {len(test)}; scoring the pool…", flush=True)
     with torch.no_grad():
         pool_logits = base.text_logits([e.text for e in pool], batch_size=128, max_windows=1).numpy()
@@ -199,7 +222,7 @@ def main() -> None:
             if "b" in args.variants or "d" in args.variants:
                 sft_model = copy.deepcopy(base)
                 cell["b_training"] = sft_on_corrections(sft_model, tr_texts, tr_gold, tr_judged, held_texts, held_gold, held_judged, tax, cfg,
-                                                         log=lambda m: None)
+                                                         log=lambda m: None, replay=leash)
                 if "b" in args.variants:
                     cell["b"] = evaluate(sft_model, test, y_test, m_test, src_mask, tax)
                     print(f"{key}: (b) {json.dumps(cell['b'])}", flush=True)
@@ -207,7 +230,8 @@ def main() -> None:
                 if v not in args.variants:
                     continue
                 policy = copy.deepcopy(start)
-                hist = rl_on_feedback(policy, reward, embed, rl_pool, held_texts, held_gold, held_judged, tax, cfg, log=lambda m: None)
+                hist = rl_on_feedback(policy, reward, embed, rl_pool, held_texts, held_gold, held_judged, tax, cfg, log=lambda m: None,
+                                      leash_texts=leash.texts)
                 cell[f"{v}_training"] = {"best_step": hist.best_step, "stopped_for_reward_hacking": hist.stopped_for_reward_hacking,
                                          "rows": hist.rows}
                 cell[v] = evaluate(policy, test, y_test, m_test, src_mask, tax)
@@ -232,15 +256,22 @@ def summarise(results: dict, md_path: Path, png_path: Path) -> None:
     budgets = sorted({b for b, _ in rows})
     a = results["a"]
 
+    n_all, n_rev = results["setup"]["test_items"], results["setup"].get("test_items_reviewed_sources")
+
+    def other(r: dict) -> float:
+        """Utility per item on the test texts of the sources nobody reviewed (from the two recorded means)."""
+        return (r["utility"] * n_all - r["utility_reviewed_sources"] * n_rev) / (n_all - n_rev) if n_rev else float("nan")
+
     def ms(vals):
         vals = [x for x in vals if x is not None and x == x]
         return (float(np.mean(vals)), float(np.std(vals)), len(vals)) if vals else (float("nan"), float("nan"), 0)
 
-    lines = ["| budget | variant | utility (all test) | utility (reviewed sources) | macro AUPRC | seeds |", "|---|---|---|---|---|---|"]
+    lines = ["| budget | variant | utility (all test) | utility (reviewed sources) | utility (other sources) | macro AUPRC | seeds |",
+             "|---|---|---|---|---|---|---|"]
     for v in ("a", "e"):
         if v in results:
             r = results[v]
-            lines.append(f"| 0 | ({v}) {VARIANTS[v]} | {r['utility']:.4f} | {r['utility_reviewed_sources']:.4f} | {r['macro_auprc']:.4f} | — |")
+            lines.append(f"| 0 | ({v}) {VARIANTS[v]} | {r['utility']:.4f} | {r['utility_reviewed_sources']:.4f} | {other(r):.4f} | {r['macro_auprc']:.4f} | — |")
     summary = {}
     for b in budgets:
         for v in PER_BUDGET:
@@ -248,13 +279,35 @@ def summarise(results: dict, md_path: Path, png_path: Path) -> None:
             if not cells:
                 continue
             u, ur, ma = ms([c["utility"] for c in cells]), ms([c["utility_reviewed_sources"] for c in cells]), ms([c["macro_auprc"] for c in cells])
-            summary[f"{b}/{v}"] = {"utility": u, "utility_reviewed_sources": ur, "macro_auprc": ma}
-            lines.append(f"| {b} | ({v}) {VARIANTS[v]} | {u[0]:.4f} ± {u[1]:.4f} | {ur[0]:.4f} ± {ur[1]:.4f} | {ma[0]:.4f} ± {ma[1]:.4f} | {u[2]} |")
-    lines += ["", "| budget | reward model held-out pairwise accuracy | Hamming-to-greedy baseline | policy log-prob baseline |", "|---|---|---|---|"]
+            uo = ms([other(c) for c in cells])
+            summary[f"{b}/{v}"] = {"utility": u, "utility_reviewed_sources": ur, "utility_other_sources": uo, "macro_auprc": ma}
+            lines.append(f"| {b} | ({v}) {VARIANTS[v]} | {u[0]:.4f} ± {u[1]:.4f} | {ur[0]:.4f} ± {ur[1]:.4f} | {uo[0]:.4f} ± {uo[1]:.4f} | "
+                         f"{ma[0]:.4f} ± {ma[1]:.4f} | {u[2]} |")
+    lines += ["", "| budget | reward model held-out pairwise accuracy | its untrained start | Hamming-to-greedy baseline | policy log-prob baseline |",
+              "|---|---|---|---|---|"]
     for b in budgets:
         rm = rows.get((b, "rm"), [])
-        acc, ham, lp = (ms([r[k] for r in rm]) for k in ("accuracy_reward_model", "accuracy_hamming_to_greedy", "accuracy_policy_log_prob"))
-        lines.append(f"| {b} | {acc[0]:.3f} ± {acc[1]:.3f} | {ham[0]:.3f} | {lp[0]:.3f} |")
+        acc, start, ham, lp = (ms([r.get(k) for r in rm]) for k in ("accuracy_reward_model", "accuracy_reward_model_start",
+                                                                     "accuracy_hamming_to_greedy", "accuracy_policy_log_prob"))
+        lines.append(f"| {b} | {acc[0]:.3f} ± {acc[1]:.3f} | {start[0]:.3f} ± {start[1]:.3f} | {ham[0]:.3f} | {lp[0]:.3f} |")
+    # Per seed, each variant against (a) and against the best cheap baseline of that seed: the seeds disagree by
+    # more than the means differ, so only a gap that holds seed by seed means much.
+    lines += ["", "Per seed, utility change against (a): reviewed sources / other sources.", "",
+              "| budget, seed | " + " | ".join(f"({v}) − (a)" for v in PER_BUDGET) + " | best learned − best of (e), (f), reviewed sources |",
+              "|---|" + "---|" * (len(PER_BUDGET) + 1)]
+    paired = {}
+    for key, cell in sorted(results["cells"].items(), key=lambda kv: (int(kv[0].split(",")[0].split("=")[1]), kv[0])):
+        rev = {v: cell[v]["utility_reviewed_sources"] - a["utility_reviewed_sources"] for v in PER_BUDGET if v in cell}
+        oth = {v: other(cell[v]) - other(a) for v in PER_BUDGET if v in cell}
+        cheap = [results["e"]["utility_reviewed_sources"]] if "e" in results else []
+        cheap += [cell["f"]["utility_reviewed_sources"]] if "f" in cell else []
+        learned = [cell[v]["utility_reviewed_sources"] for v in ("b", "c", "d") if v in cell]
+        margin = max(learned) - max(cheap) if learned and cheap else float("nan")
+        paired[key] = {**{f"{v}_minus_a_reviewed": d for v, d in rev.items()}, **{f"{v}_minus_a_other": d for v, d in oth.items()},
+                       "best_learned_minus_best_cheap_reviewed": margin}
+        lines.append(f"| {key} | " + " | ".join(f"{rev[v]:+.4f} / {oth[v]:+.4f}" if v in rev else "—" for v in PER_BUDGET)
+                     + f" | {margin:+.4f} |")
+    results["paired"] = paired
     results["summary"] = summary
     md_path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -265,12 +318,16 @@ def summarise(results: dict, md_path: Path, png_path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, metric, title in zip(axes, ("utility", "utility_reviewed_sources", "macro_auprc"),
-                                 ("utility per item, all test", "utility per item, reviewed sources", "macro AUPRC")):
-        ax.axhline(a[metric], color="grey", linestyle="--", label="(a) supervised")
+    def value(r: dict, metric: str) -> float:
+        return other(r) if metric == "utility_other_sources" else r[metric]
+
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for ax, metric, title in zip(axes, ("utility", "utility_reviewed_sources", "utility_other_sources", "macro_auprc"),
+                                 ("utility per item, all test", "utility per item, reviewed sources",
+                                  "utility per item, other sources", "macro AUPRC")):
+        ax.axhline(value(a, metric), color="grey", linestyle="--", label="(a) supervised")
         if "e" in results:
-            ax.axhline(results["e"][metric], color="black", linestyle=":", label="(e) thresholds re-tuned")
+            ax.axhline(value(results["e"], metric), color="black", linestyle=":", label="(e) thresholds re-tuned")
         for v in PER_BUDGET:
             pts = [(b, summary[f"{b}/{v}"][metric]) for b in budgets if f"{b}/{v}" in summary]
             if pts:
