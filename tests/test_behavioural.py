@@ -122,3 +122,16 @@ def test_readme_python_example_does_what_readme_says(shipped):
     r = shipped.moderate("I know where you live and I will hurt you")
     assert r.flagged and r.categories["violence"] and r.decision == "block", r.scores
     assert abs(r.scores["toxic"] - 0.81) < 0.02 and abs(r.scores["violence"] - 0.69) < 0.02, r.scores
+
+
+def test_veiled_threat_templates_label_the_menace_and_not_its_look_alikes():
+    """The veiled threats train `violence`; the same openings in everyday use train its absence."""
+    texts: dict[str, list] = {}
+    for e in training_templates():
+        texts.setdefault(e.id.split(":")[1], []).append(e)
+    assert len(texts["threat_veiled"]) >= 100 and len(texts["veiled_look_alikes"]) >= 100
+    assert all(e.labels["violence"] == 1.0 for e in texts["threat_veiled"])
+    assert all(e.labels["violence"] == 0.0 and e.labels["toxic"] == 0.0 for e in texts["veiled_look_alikes"])
+    for opening in ("It'd be a real pity", "I know what time you", "Remember that I know where your"):
+        assert any(e.text.startswith(opening) for e in texts["threat_veiled"])
+        assert any(e.text.startswith(opening) for e in texts["veiled_look_alikes"])
