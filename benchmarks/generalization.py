@@ -242,7 +242,7 @@ def main() -> None:
     original_test = [e for e in test if e.source in ORIGINAL_SOURCES]
     pairs = hh_pairs(data_dir)
     results = json.loads(out_path.read_text()) if out_path.is_file() else {}
-    results.update({"heldout_sources": list(HELDOUT_SOURCES), "heldout_model": args.heldout_model,
+    results.update({"heldout_sources": list(HELDOUT_SOURCES), "heldout_model": args.heldout_model or results.get("heldout_model"),
                     "hh_pairs": len(pairs), "models": results.get("models", {})})
 
     for spec in args.model:
