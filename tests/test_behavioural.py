@@ -135,3 +135,12 @@ def test_veiled_threat_templates_label_the_menace_and_not_its_look_alikes():
     for opening in ("It'd be a real pity", "I know what time you", "Remember that I know where your"):
         assert any(e.text.startswith(opening) for e in texts["threat_veiled"])
         assert any(e.text.startswith(opening) for e in texts["veiled_look_alikes"])
+
+
+def test_everyday_narratives_are_long_first_person_texts_labelled_harmless():
+    """The hard negatives for the "long personal narrative = self-harm" drift: several sentences, no harm."""
+    narratives = [e for e in training_templates() if e.id.startswith("template:everyday_narrative:")]
+    assert len(narratives) == 300 and len({e.text for e in narratives}) == 300
+    assert all(e.text.count(".") >= 6 for e in narratives)
+    assert all(e.labels["self_harm"] == 0.0 and e.labels["toxic"] == 0.0 and e.labels["misleading"] == 0.0
+               for e in narratives)

@@ -191,6 +191,41 @@ FAMILIES: dict[str, tuple[dict[str, float], list[str], dict[str, tuple[str, ...]
 }
 
 
+# Everyday first-person diary sentences, joined 6 to 12 at a time into texts that are about nothing harmful.
+# Why: the only long first-person texts in the sources are the self-harm Reddit histories, and a model
+# trained for two epochs (the 0.5.0 candidate) learned "a long personal narrative" as self-harm: 300 everyday
+# sentences scored self_harm 0.27-0.35 (review threshold 0.2), 0.02-0.03 under 0.4.2. None of these
+# sentences is in the behavioural suite's benign filler (no shared five-word run, tests/test_behavioural.py).
+NARRATIVE = (
+    "Woke up early and made pancakes for everyone.", "Spent the morning sorting out the garden shed.",
+    "Work was quiet, so I cleared my inbox for once.", "Called my mum on the way home and we talked for an hour.",
+    "The dog dragged me round the park twice.", "I finally booked the dentist appointment I'd been putting off.",
+    "Made a big pot of chilli and froze half of it.", "Watched two episodes of that baking show with my flatmate.",
+    "The heating is playing up again, so the landlord is sending someone.", "Went for a swim before lunch.",
+    "My nephew showed me his new skateboard tricks.", "Repotted the basil, which is finally growing again.",
+    "Our team meeting ran long but we agreed on the plan.", "Bought new running shoes in the sale.",
+    "The train was packed, so I stood with a podcast on.", "Helped my neighbour carry his new sofa upstairs.",
+    "Cleaned the windows, which took far longer than it should have.", "I tried to learn three chords on the ukulele.",
+    "We played board games until midnight and I lost every round.", "Picked up a parcel from the post office.",
+    "The kids built a fort out of the sofa cushions.", "Had a long lunch with an old friend from college.",
+    "Baked bread for the first time and it actually rose.", "Spent the evening answering emails about the holiday.",
+    "My brother came round to borrow the drill.", "Took the bike in for a service.",
+    "I sorted through a box of old photos from the attic.", "The rain stopped just in time for the walk.",
+    "Finished the jigsaw puzzle we started at Christmas.", "I signed up for a pottery class on Thursdays.",
+    "Got a haircut and the barber talked about football the whole time.", "We planted onions and carrots in the allotment.",
+    "Made soup with the leftover vegetables.", "Fixed the wobbly leg on the kitchen table.",
+    "Went to the cinema and the film was better than expected.", "My daughter read me a story she wrote at school.",
+)
+
+
+def everyday_narratives(n: int, rng: random.Random) -> list[str]:
+    """n distinct texts of 6 to 12 diary sentences each (labels: no harm, not misleading, not spam)."""
+    out: set[str] = set()
+    while len(out) < n:
+        out.add(" ".join(rng.sample(NARRATIVE, rng.randint(6, 12))))
+    return sorted(out)
+
+
 def _fill(frame: str, slots: dict[str, tuple[str, ...]], rng: random.Random) -> str:
     names = [n for _, n, _, _ in string.Formatter().parse(frame) if n]
     text = frame.format(**{n: rng.choice(slots[n]) for n in names})
@@ -214,4 +249,7 @@ def training_templates(per_family: int = 300, seed: int = 0) -> list[Example]:
             seen.add(text)
             full = {c: labels.get(c) for c in ALL_CATEGORIES}
             out.append(Example(f"template:{family}:{len(seen)}", text, SOURCE, full, split="train", group=text))
+    benign = {c: 0.0 for c in ALL_CATEGORIES}
+    for i, text in enumerate(everyday_narratives(per_family, rng), 1):
+        out.append(Example(f"template:everyday_narrative:{i}", text, SOURCE, dict(benign), split="train", group=text))
     return out
