@@ -112,8 +112,15 @@ def test_an_export_whose_policy_does_not_survive_packing_ships_without_it(tmp_pa
     export_package(tiny_checkpoint, out, taxonomy, small_examples["validation"], small_examples["test"],
                    ExportConfig(parity_examples=50, max_auprc_drop=1.0), log=said.append)
     assert not has_policy(out) and "policy" not in read_manifest(out)
+    assert "## Torch policy" not in (out / "card.md").read_text()  # the card promises no file it lacks
     assert any(m.startswith("warning: the packed policy scores up to") for m in said)
     assert Moderator.load(out).score(TEXTS).shape == (len(TEXTS), len(taxonomy))
+
+
+def test_the_card_describes_the_attached_policy_with_its_measured_fidelity(tiny_package):
+    card, policy = (tiny_package / "card.md").read_text(), read_manifest(tiny_package)["policy"]
+    section = card.split("## Torch policy", 1)[1]
+    assert f"max |Δp| {policy['max_abs_diff']:.4f}" in section and f"{policy['fidelity_texts']} validation texts" in section
 
 
 def test_a_package_without_a_policy_says_what_to_pass(package):
