@@ -121,7 +121,8 @@ def test_readme_python_example_does_what_readme_says(shipped):
     # README "Python API": the example threat is flagged, violence among its categories, and blocked
     r = shipped.moderate("I know where you live and I will hurt you")
     assert r.flagged and r.categories["violence"] and r.decision == "block", r.scores
-    assert abs(r.scores["toxic"] - 0.81) < 0.02 and abs(r.scores["violence"] - 0.69) < 0.02, r.scores
+    # pins 0.5.1's scores (0.945 / 0.765), so that a new model cannot ship under README's old numbers
+    assert abs(r.scores["toxic"] - 0.945) < 0.02 and abs(r.scores["violence"] - 0.765) < 0.02, r.scores
 
 
 def test_veiled_threat_templates_label_the_menace_and_not_its_look_alikes():
