@@ -130,3 +130,86 @@ def test_ctrl_c_saves_the_step_it_reached_and_the_next_run_resumes_there(tmp_pat
     train_sft(make_tiny_policy(taxonomy.names), train, val, tmp_path / "run", cfg2, log=resumed.append)
     assert any("resuming" in m for m in resumed)
     assert json.loads((tmp_path / "run" / "state" / "meta.json").read_text())["step"] == reached + 2
+
+
+# ---------------------------------------------------------------- the joint span loss
+
+
+def _span_post(id, text, word, split="train"):
+    from moderation.training.spans import SpanPost
+
+    a = text.index(word)
+    gold = frozenset(range(a, a + len(word))) if split == "validation" else None
+    return SpanPost(id, text, split, raters=[{"toxic": [(a, a + len(word))]}, {}], semeval_gold=gold)
+
+
+def test_span_loss_reads_only_rated_posts_of_the_training_split(small_examples):
+    from moderation.training.sft import span_training_posts
+
+    train, val = small_examples["train"], small_examples["validation"]
+    posts = [_span_post(train[0].id, "you are an idiot", "idiot"),
+             _span_post(val[0].id, "you are an idiot", "idiot"),  # our validation split: never trains
+             _span_post("toxic_spans:elsewhere", "what an idiot", "idiot"),  # not in this training set
+             _span_post(train[1].id, "what an idiot", "idiot", split="validation")]  # a SemEval trial post
+    assert [p.id for p in span_training_posts(posts, train)] == [train[0].id]
+
+
+def test_span_batches_repeat_on_resume_and_cover_every_post_each_pass(taxonomy):
+    from moderation.training.sft import SpanBatches
+
+    policy = make_tiny_policy(taxonomy.names)
+    posts = [_span_post(f"p{i}", f"post number {i} says idiot here", "idiot") for i in range(10)]
+    batches = SpanBatches(policy, posts, max_length=32, size=4, seed=0)
+    ids, mask, targets = batches.batch(3)
+    again = SpanBatches(policy, posts, max_length=32, size=4, seed=0).batch(3)
+    assert torch.equal(ids, again[0]) and torch.equal(targets, again[2])
+    # rated by one of two raters: the word's tokens target 0.5, everything else (specials, padding) 0
+    assert targets.max().item() == pytest.approx(0.5) and targets[mask == 0].abs().sum() == 0
+    seen = torch.cat([batches.batch(s)[0][:, 3] for s in range(3)])  # token 3: the post's digit
+    assert sorted(seen.tolist()) == sorted(set(seen.tolist())) and len(seen) == 10  # steps 0..2: 4 + 4 + 2, each post once
+
+
+def test_span_loss_trains_the_encoder_and_falls(taxonomy):
+    from moderation.training.policy import SpanHead
+    from moderation.training.sft import SpanBatches, span_loss
+
+    policy = make_tiny_policy(taxonomy.names)
+    policy.span_head = SpanHead(policy.encoder.config.hidden_size, 8, 3)
+    posts = [_span_post(f"p{i}", f"{w} is what you are, {n}", w) for i, (w, n) in
+             enumerate([("idiot", "friend"), ("moron", "pal"), ("loser", "mate"), ("fool", "buddy")])]
+    batch = SpanBatches(policy, posts, max_length=32, size=4, seed=0).batch(0)
+    opt = torch.optim.Adam(list(policy.encoder.parameters()) + list(policy.span_head.parameters()), lr=3e-3)
+    first = span_loss(policy, *batch)
+    first.backward()
+    assert policy.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0  # the encoder learns too
+    opt.step()
+    for _ in range(40):
+        opt.zero_grad()
+        loss = span_loss(policy, *batch)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first.item()
+
+
+def test_joint_span_training_records_the_trial_f1_and_saves_the_head(tmp_path, taxonomy, small_examples):
+    from dataclasses import replace
+
+    from moderation.errors import ConfigError
+    from moderation.training.policy import PolicyModel, SpanHead
+
+    train, val = small_examples["train"], small_examples["validation"][:40]
+    posts = [_span_post(e.id, f"{e.text[:60]} idiot", "idiot") for e in train[:12]]
+    posts.append(_span_post("toxic_spans:trial", "a trial post, you idiot", "idiot", split="validation"))
+    cfg = SFTConfig(epochs=1, batch_size=16, max_per_source=None, bf16="off", max_steps=4, span_weight=1.0, span_batch=4)
+    with pytest.raises(ConfigError, match="span head"):
+        train_sft(make_tiny_policy(taxonomy.names), train, val, tmp_path / "no-head", cfg, log=lambda *a: None, span_posts=posts)
+    with pytest.raises(ConfigError, match="span_weight"):
+        SFTConfig(span_weight=-0.5)
+    policy = make_tiny_policy(taxonomy.names)
+    policy.config = replace(policy.config, span_categories=["toxic", "hate", "violence"], span_hidden=8)
+    policy.span_head = SpanHead(policy.encoder.config.hidden_size, 8, 3)
+    summary = train_sft(policy, train, val, tmp_path / "run", cfg, log=lambda *a: None, span_posts=posts)
+    record = summary["history"][0]
+    assert 0.0 <= record["span_trial_f1"] <= 1.0 and 0.0 < record["span_threshold"] < 1.0
+    saved = PolicyModel.load(tmp_path / "run")
+    assert saved.span_head is not None and saved.config.span_threshold == record["span_threshold"]
