@@ -64,7 +64,6 @@ def train_sft_cmd(
     exclude_source: Annotated[Optional[list[str]], typer.Option(help="Leave this source out of training and validation (repeat for several): for out-of-domain measurement.")] = None,
     context_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of short training texts also trained inside benign context (harm anywhere in a text).")] = 0.2,
     templates: Annotated[int, typer.Option(min=0, help="Hand-written template texts per family (moderation/training/templates.py); 0 = none.")] = 300,
-    span_weight: Annotated[float, typer.Option(min=0.0, help="Train the span head with the encoder (weight of its loss; 0 = no span head here, add one later with `train spans`).")] = 0.0,
     data_dir: DataDir = None, taxonomy: TaxonomyPath = None, seed: Seed = 0,
 ) -> None:
     """Step 1: supervised fine-tuning of the policy on the shared datasets (masked soft-label BCE)."""
@@ -74,17 +73,9 @@ def train_sft_cmd(
     tcfg = TrainingSetConfig(exclude_sources=tuple(exclude_source or ()), context_fraction=context_fraction,
                              templates_per_family=templates, seed=seed)
     cfg = SFTConfig(epochs=epochs, batch_size=batch_size, lr=lr or (5e-5 if finetune == Finetune.full else 5e-4),
-                    max_per_source=max_per_source or None, max_steps=max_steps, bf16=bf16.value, seed=seed,
-                    span_weight=span_weight)
+                    max_per_source=max_per_source or None, max_steps=max_steps, bf16=bf16.value, seed=seed)
     tax = load_taxonomy_option(taxonomy)
-    span_posts = None
-    if span_weight > 0:
-        from moderation.training.data import resolve_data_dir
-        from moderation.training.spans import load_span_posts
-
-        span_posts = load_span_posts(resolve_data_dir(data_dir))
-    summary = train_from_datasets(out, dataset_examples(data_dir, tax), tax.names, tcfg, cfg, finetune=finetune.value,
-                                  resume=resume, log=say, span_posts=span_posts)
+    summary = train_from_datasets(out, dataset_examples(data_dir, tax), tax.names, tcfg, cfg, finetune=finetune.value, resume=resume)
     if summary["interrupted"]:
         raise typer.Exit(ExitCode.INTERRUPTED)
     typer.echo(json.dumps({k: summary[k] for k in ("best_epoch", "best_val_macro_auprc", "train_seconds", "stopped_early")}))

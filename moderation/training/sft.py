@@ -8,11 +8,6 @@ calibrated on validation data (Platt scaling, p = sigmoid(z / T + b), against la
 the same positives the thresholds and the utility count; a temperature alone, fitted to soft labels, left
 hate's mean validation probability at 3.6x its positive rate).
 
-With `span_weight` > 0 the span head (moderation/training/spans.py) is trained in the same steps, on the
-toxic_spans raters' character spans of the posts in this training split only, so the encoder itself learns
-where toxicity sits in a text (loss = classification BCE + span_weight * per-token span BCE); a head fitted
-afterwards on a frozen encoder cannot change what the encoder represents.
-
 Checkpoints are safetensors. `out_dir/state/` holds everything needed to resume (weights, optimizer,
 position in the epoch), written every `checkpoint_every` steps and on Ctrl-C.
 """
@@ -31,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from moderation.errors import ConfigError, check_config
+from moderation.errors import check_config
 from moderation.package import atomic_replace, atomic_write_text
 from moderation.training.data import Example, label_matrix
 from moderation.training.evaluate import auprc, macro
@@ -56,13 +51,9 @@ class SFTConfig:
     checkpoint_every: int = 200
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs and tests)
-    span_weight: float = 0.0  # weight of the joint span loss; 0 = no span head trained here
-    span_batch: int = 8  # rated posts per step for the span loss
 
     def __post_init__(self):
-        if self.span_weight < 0:
-            raise ConfigError(f"SFTConfig.span_weight must be >= 0, got {self.span_weight}")
-        check_config(self, positive=("epochs", "batch_size", "lr", "head_lr", "checkpoint_every", "span_batch"),
+        check_config(self, positive=("epochs", "batch_size", "lr", "head_lr", "checkpoint_every"),
                      unit=("warmup_fraction",), choices={"bf16": ("auto", "on", "off")})
 
 
@@ -205,78 +196,9 @@ def validation_logits(model: PolicyModel, texts: list[str], batch_size: int = 12
         model.calibration_bias.copy_(saved[1])
 
 
-def span_training_posts(posts: list, train: list[Example]) -> list:
-    """The rated posts the joint span loss may read: train-split posts whose example is in `train` itself.
-    A rated post in our validation, gate or test split (or a SemEval trial or test post) never trains the
-    encoder, or the in-domain toxic numbers and the gate would be measured on posts it learned from."""
-    in_train = {e.id for e in train}
-    return [p for p in posts if p.split == "train" and p.id in in_train]
-
-
-class SpanBatches:
-    """The joint span loss's data: rated posts (toxic_spans) as first-window token ids with per-token targets
-    (the share of raters who marked the token, per span category), served `size` per step in a fixed order
-    per pass, so a resumed run sees the same batches."""
-
-    def __init__(self, model: PolicyModel, posts: list, max_length: int, size: int, seed: int):
-        from moderation.training.spans import encode_posts, token_targets
-
-        if not posts:
-            raise ConfigError("the joint span loss needs rated posts in the training split, got none")
-        ids, ranges = encode_posts(model, [p.text for p in posts], max_length)
-        self.ids = ids
-        self.targets = [token_targets(p.char_targets(), r) for p, r in zip(posts, ranges)]
-        self.size, self.seed = size, seed
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(ids, attention mask, targets) for optimizer step `step`: a new permutation every pass."""
-        n = len(self.ids)
-        rounds, offset = divmod(step * self.size, n)
-        index = np.random.default_rng((self.seed, rounds)).permutation(n)[offset : offset + self.size]
-        longest = max(len(self.ids[j]) for j in index)
-        ids = torch.zeros((len(index), longest), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        targets = torch.zeros((len(index), longest, self.targets[0].shape[1]))
-        for row, j in enumerate(index):
-            t = len(self.ids[j])
-            ids[row, :t] = torch.from_numpy(self.ids[j])
-            mask[row, :t] = 1
-            targets[row, :t] = torch.from_numpy(self.targets[j])
-        return ids, mask, targets
-
-
-def span_loss(model: PolicyModel, ids: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-token BCE of the span head against the raters' shares, over real tokens only."""
-    hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-    logits = model.span_head.net(hidden).float()
-    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(-1)
-    return (loss * mask).sum() / mask.sum().clamp(min=1)
-
-
-@torch.no_grad()
-def span_trial_f1(model: PolicyModel, posts: list) -> tuple[float, float]:
-    """SemEval F1 of the span head alone on the validation (trial) posts: (best F1, its threshold)."""
-    from moderation.training.spans import THRESHOLD_GRID, encode_posts, hidden_states, predicted_chars, semeval_f1
-
-    model.eval()
-    ids, ranges = encode_posts(model, [p.text for p in posts], model.config.max_length)
-    probs = [model.span_head(h).numpy() for h in hidden_states(model, ids, log=lambda *_: None)]
-    gold = [set(p.semeval_gold) for p in posts]
-    scores = {t: semeval_f1(predicted_chars([p.text for p in posts], ranges, probs, t), gold) for t in THRESHOLD_GRID}
-    best = max(scores, key=scores.get)
-    return scores[best], float(best)
-
-
 def train_sft(model: PolicyModel, train: list[Example], validation: list[Example], out_dir: str | Path,
-              cfg: SFTConfig = SFTConfig(), resume: bool = True, log=print, span_posts: list | None = None) -> dict:
-    """Train `model` in place; the best epoch, calibrated, is saved to `out_dir` and returned as a summary.
-
-    `span_posts` (moderation.training.spans.SpanPost, needed when cfg.span_weight > 0): the rated posts. Only
-    those whose example is in `train` feed the span loss; the SemEval trial posts among them are scored each
-    epoch (the span head's F1, recorded; the epoch is still chosen by validation macro AUPRC)."""
+              cfg: SFTConfig = SFTConfig(), resume: bool = True, log=print) -> dict:
+    """Train `model` in place; the best epoch, calibrated, is saved to `out_dir` and returned as a summary."""
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -293,18 +215,10 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
 
     head_params = list(model.head.parameters())
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
-    groups = [{"params": enc_params, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-              {"params": head_params, "lr": cfg.head_lr, "weight_decay": 0.0}]
-    spans, span_val = None, []
-    if cfg.span_weight > 0:
-        if model.span_head is None or span_posts is None:
-            raise ConfigError("span_weight > 0 needs a policy with a span head and the rated posts (span_posts)")
-        spans = SpanBatches(model, span_training_posts(span_posts, train), cfg.train_max_length, cfg.span_batch, cfg.seed)
-        span_val = [p for p in span_posts if p.split == "validation" and p.semeval_gold is not None]
-        groups.append({"params": list(model.span_head.parameters()), "lr": cfg.head_lr, "weight_decay": cfg.weight_decay})
-        log(f"joint span loss: weight {cfg.span_weight}, {len(spans)} rated training posts, {cfg.span_batch} per step; "
-            f"{len(span_val)} SemEval trial posts scored each epoch")
-    opt = torch.optim.AdamW(groups)
+    opt = torch.optim.AdamW([
+        {"params": enc_params, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+        {"params": head_params, "lr": cfg.head_lr, "weight_decay": 0.0},
+    ])
     steps_per_epoch = len(_epoch_order(sources, lengths, cfg, 0))
     total = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
     warmup = max(1, int(cfg.warmup_fraction * total))
@@ -339,9 +253,7 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
                 set_lr(meta["step"])
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                     logits = model.logits(ids, mask)
-                    loss = masked_bce(logits.float(), torch.from_numpy(y_train[index]), torch.from_numpy(m_train[index]), pos_weight)
-                    if spans is not None:
-                        loss = loss + cfg.span_weight * span_loss(model, *spans.batch(meta["step"]))
+                loss = masked_bce(logits.float(), torch.from_numpy(y_train[index]), torch.from_numpy(m_train[index]), pos_weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -361,17 +273,11 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
                 break
             logits_val = validation_logits(model, [e.text for e in validation])
             score = macro(auprc(logits_val, y_val, m_val))
-            record = {"epoch": epoch + 1, "train_loss": running, "val_macro_auprc": score}
-            if span_val:
-                record["span_trial_f1"], record["span_threshold"] = span_trial_f1(model, span_val)
-            record["elapsed_s"] = round(time.time() - started, 1)
-            meta["history"].append(record)
-            log(f"epoch {epoch + 1}: train loss {running:.4f}, validation macro AUPRC {score:.4f}"
-                + (f", span head trial F1 {record['span_trial_f1']:.4f}" if span_val else ""))
+            meta["history"].append({"epoch": epoch + 1, "train_loss": running, "val_macro_auprc": score,
+                                    "elapsed_s": round(time.time() - started, 1)})
+            log(f"epoch {epoch + 1}: train loss {running:.4f}, validation macro AUPRC {score:.4f}")
             if score > meta["best"]:
                 meta.update(best=score, best_epoch=epoch + 1, bad_epochs=0)
-                if span_val:
-                    model.config.span_threshold = record["span_threshold"]
                 model.save(out / "best_uncalibrated")
             else:
                 meta["bad_epochs"] += 1
@@ -397,20 +303,14 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
 
 
 def train_from_datasets(out: Path, examples: list[Example], categories: list[str], tcfg, cfg: SFTConfig, finetune: str = "full",
-                        resume: bool = True, log=print, span_posts: list | None = None) -> dict:
-    """`moderate train sft`: build the training set (training_set.py), record how, and train from the base model
-    (with a span head trained jointly when cfg.span_weight > 0)."""
+                        resume: bool = True, log=print) -> dict:
+    """`moderate train sft`: build the training set (training_set.py), record how, and train from the base model."""
     from moderation.training.training_set import build_training_set
 
     train, validation = build_training_set(examples, tcfg)
     set_seed(cfg.seed)
-    overrides = {}
-    if cfg.span_weight > 0:
-        from moderation.training.spans import SPAN_CATEGORIES
-
-        overrides["span_categories"] = list(SPAN_CATEGORIES)  # PolicyConfig refuses a taxonomy without them
-    model = PolicyModel.from_base(categories, finetune=finetune, **overrides)
+    model = PolicyModel.from_base(categories, finetune=finetune)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "training_set.json", json.dumps({**asdict(tcfg), "train_examples": len(train),
                                                               "validation_examples": len(validation)}, indent=2))
-    return train_sft(model, train, validation, out, cfg, resume=resume, log=log, span_posts=span_posts)
+    return train_sft(model, train, validation, out, cfg, resume=resume, log=log)
