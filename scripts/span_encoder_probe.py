@@ -42,14 +42,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "span-encoder-probe.json"))
     args = ap.parse_args()
 
-    import torch
     from transformers import BertModel, MPNetModel
 
     from moderation.training.data import resolve_data_dir
     from moderation.training.policy import base_model_dir
     from moderation.training.spans import SpanHeadConfig, load_span_posts, train_span_head
 
-    torch.set_num_threads(torch.get_num_threads())
     posts = load_span_posts(resolve_data_dir(args.data_dir))
     results = {"command": "python scripts/span_encoder_probe.py", "train_posts": sum(p.split == "train" for p in posts),
                "trial_posts": sum(p.split == "validation" for p in posts), "encoders": {}}

@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "span-gate-ceiling.json"))
     args = ap.parse_args()
 
+    from benchmarks.spans import predicted_offsets  # the span benchmark's own reading of a prediction
     from moderation.runtime import Moderator
     from moderation.training.data import resolve_data_dir, semeval_spans
     from moderation.training.spans import SPAN_CATEGORIES, semeval_f1
@@ -43,8 +44,7 @@ def main() -> None:
     has_gold = np.array([bool(g) for g in gold])
 
     def span_chars(mod):
-        return [{i for s in r.spans if s.category in SPAN_CATEGORIES for i in range(s.start, s.end)}
-                for r in mod.moderate(texts, spans=True)]
+        return predicted_offsets(mod, texts)[0]
 
     def quantiles(x):
         return dict(zip(("p10", "p25", "p50", "p75", "p90"), np.round(np.quantile(x, [.1, .25, .5, .75, .9]), 3).tolist()))
