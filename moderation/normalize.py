@@ -10,8 +10,12 @@ Steps, each chosen so that ordinary text passes through unchanged:
      contain Latin letters: a Russian or Greek sentence is left alone
   5. leetspeak (1->i, 3->e, 0->o, @->a, $->s, …) folds inside a word that mixes letters with such digits
      or symbols, and only when the result is a whole word of the tokenizer's vocabulary ("10am" stays)
-  6. runs of 3+ single letters separated by single spaces ("i d i o t") join, again only when the joined
-     word is in the vocabulary ("a b c" stays)
+  6. runs of 3+ single letters separated by single spaces ("i d i o t") join when the joined word is in
+     the vocabulary, or splits into vocabulary words of 3+ letters ("y o u i d i o t"); a run of 4+ letters
+     that does neither but stands alone between wider gaps or the text's edges joins as one word ("y o u
+     a r e  a  m o r o n": the writer's own word breaks). "x q z" and "A B C D E F G" stay.
+  7. runs of 3+ single letters joined by hyphens, dots or asterisks ("m-u-r-d-e-r", "k.i.l.l") join when
+     the joined word is in the vocabulary ("U.S.A" becomes "USA"; "x-y-q" stays)
 The vocabulary check is what keeps false positives down; benchmarks/robustness.py measures both effects.
 
 `Normalizer.with_offsets` gives the same text plus, for every character of it, the range of the original
@@ -49,7 +53,10 @@ _HAS_LATIN = re.compile(r"[A-Za-z]")
 _HAS_CONFUSABLE = re.compile("[" + "".join(sorted({chr(k) for k in HOMOGLYPHS})) + "]")
 _LEET_WORD = re.compile(r"(?<![\w@$!|+€])(?=[\w@$!|+€]*[A-Za-z])(?=[\w@$!|+€]*[" + re.escape(LEET_CHARS) + r"])[\w@$!|+€]{3,}")
 _SPACED = re.compile(r"(?<!\S)(?:[A-Za-z] ){2,}[A-Za-z](?=[\s.,!?;:'\")]|$)")
-_NEEDS_WORK = re.compile(r"[^\x00-\x7f]|[A-Za-z][" + re.escape(LEET_CHARS) + r"]|[" + re.escape(LEET_CHARS) + r"][A-Za-z]|(?<!\S)[A-Za-z] [A-Za-z] ")
+_SEPARATED = re.compile(r"(?<![\w\-.*])(?:[A-Za-z][\-.*]){2,}[A-Za-z](?![\w\-*])")
+# Two-letter words a spaced-out run may be split into; other two-letter pieces ("mo ron") are wordpiece debris.
+SHORT_WORDS = frozenset("a i am an as at be by do go he if in is it me my no of oh ok on or so to up us we ya ur".split())
+_NEEDS_WORK = re.compile(r"[^\x00-\x7f]|[A-Za-z][" + re.escape(LEET_CHARS) + r"]|[" + re.escape(LEET_CHARS) + r"][A-Za-z]|(?<!\S)[A-Za-z] [A-Za-z] |[A-Za-z][\-.*][A-Za-z][\-.*][A-Za-z]")
 
 
 class Normalizer:
@@ -74,6 +81,7 @@ class Normalizer:
         if _HAS_CONFUSABLE.search(text):
             text = _WORD.sub(self._fold_homoglyphs, text)
         text = _LEET_WORD.sub(self._fold_leet, text)
+        text = _SEPARATED.sub(self._join_separated, text)
         return _SPACED.sub(self._join_spaced, text)
 
     def with_offsets(self, text: str) -> tuple[str, np.ndarray, np.ndarray]:
@@ -102,6 +110,7 @@ class Normalizer:
         if _HAS_CONFUSABLE.search("".join(chars)):
             tracked = _sub_tracked(_WORD, self._fold_homoglyphs, tracked)
         tracked = _sub_tracked(_LEET_WORD, self._fold_leet, tracked)
+        tracked = _sub_tracked(_SEPARATED, self._join_separated, tracked)
         tracked = _sub_tracked(_SPACED, self._join_spaced, tracked)
         out = "".join(tracked[0])
         expected = self(text)
@@ -125,7 +134,7 @@ class Normalizer:
         for end in range(1, n + 1):
             for start in range(max(0, end - 20), end):
                 piece = letters[start:end]
-                if best[start] is not None and (len(piece) > 1 or piece in "ai") and self._known(piece):
+                if best[start] is not None and (piece in ("a", "i") or len(piece) > 1 and self._known(piece)):
                     cand = best[start] + [piece]
                     if best[end] is None or len(cand) < len(best[end]):
                         best[end] = cand
@@ -149,7 +158,18 @@ class Normalizer:
         if self._known(joined):
             return joined
         words = self._segment(joined)  # several spaced-out words in a row: "y o u i d i o t"
-        return " ".join(words) if words and len(words) * 2 <= len(joined) else m.group(0)
+        if words and len(words) * 2 <= len(joined) and all(len(w) > 2 or w.lower() in SHORT_WORDS for w in words):
+            return " ".join(words)
+        text, a, b = m.string, m.start(), m.end()
+        gap_before = a == 0 or text[max(0, a - 2):a] == "  " or not text[a - 1].isspace()
+        gap_after = b == len(text) or text[b:b + 2] == "  " or not text[b].isspace()
+        if len(joined) >= 4 and gap_before and gap_after:
+            return joined  # a word the vocabulary lacks ("moron"): as the tokenizer would see it written plainly
+        return m.group(0)
+
+    def _join_separated(self, m: re.Match) -> str:
+        joined = re.sub(r"[\-.*]", "", m.group(0))
+        return joined if self._known(joined) else m.group(0)
 
 
 def _joins_previous(ch: str) -> bool:
@@ -176,7 +196,7 @@ def _sub_tracked(pattern: re.Pattern, replace, tracked: tuple[list[str], list[in
         else:  # letters kept in order, spaces dropped or inserted: walk both
             positions, k = [], a
             for ch in new:
-                while k < b and chars[k] != ch and chars[k] == " ":
+                while k < b and chars[k] != ch and chars[k] in " -.*":
                     k += 1
                 if k < b and chars[k] == ch:
                     positions.append(k)

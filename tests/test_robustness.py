@@ -213,3 +213,18 @@ def test_normaliser_undoes_obfuscation_and_leaves_plain_text_alone(moderator):
     for plain in ["meet at 10am in room 4b", "Привет, как дела?", "I have 3 cats and 2 dogs", "r u ok?", "café crème",
                   "email me at bob@example.com", "C3PO and R2D2"]:
         assert fold(plain) == __import__("unicodedata").normalize("NFKC", plain), plain
+
+
+def test_normaliser_joins_spelled_out_words_the_vocabulary_lacks_and_separated_letters(moderator):
+    from moderation.windows import normalizer_for
+
+    fold = normalizer_for(moderator.tokenizer)
+    # "moron" is not a whole vocabulary word; the writer's double spaces mark the word breaks
+    assert fold("y o u  a r e  a  m o r o n") == "you  are  a  moron"
+    assert fold("you are a p a t h e t i c  l o s e r") == "you are a pathetic  loser"  # not "ap at het ic"
+    assert fold("I'm going to m-u-r-d-e-r you") == "I'm going to murder you"
+    assert fold("k.i.l.l yourself") == "kill yourself" and fold("f*u*c*k off") == "fuck off"
+    # what it refuses: letters that are not a word, single-spaced runs inside a sentence, abbreviations
+    for plain in ["x-y-q", "the A B C D E F G song", "grades A B C D here", "e.g. this", "a.m. or p.m.", "T-shirt",
+                  "10-4-3", "x q z"]:
+        assert fold(plain) == plain, plain

@@ -22,7 +22,7 @@ def tokenizer():
 # Pieces that exercise every normalisation step, plus plain and non-Latin words.
 PIECES = ["idiot", "1d10t", "id\u200biot", "іdіоt", "𝐢𝐝𝐢𝐨𝐭", "ｉｄｉｏｔ", "i d i o t", "y o u i d i o t", "e\u0301cole",
           "naïve", "Привет", "東京", "😀", "you", "are", "an", "10am", "a b c", "stupid", "f*ck", "don't", ".", "!", "?",
-          "\n", "  ", "\u00ad", "$h!t", "\ud800"]
+          "\n", "  ", "\u00ad", "$h!t", "\ud800", "m-u-r-d-e-r", "k.i.l.l", "m o r o n", "U.S.A."]
 texts = st.lists(st.sampled_from(PIECES), max_size=30).map(" ".join)
 
 
