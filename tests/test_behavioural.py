@@ -145,20 +145,3 @@ def test_everyday_narratives_are_long_first_person_texts_labelled_harmless():
     assert all(e.text.count(".") >= 6 for e in narratives)
     assert all(e.labels["self_harm"] == 0.0 and e.labels["toxic"] == 0.0 and e.labels["misleading"] == 0.0
                for e in narratives)
-
-
-def test_spam_and_misinformation_templates_come_with_look_alikes_labelled_the_other_way():
-    """Spam and false-claim families train the category; everyday messages and true statements with the same
-    surface (links, orders, accounts; health topics) train its absence."""
-    fam: dict[str, list] = {}
-    for e in training_templates():
-        fam.setdefault(e.id.split(":")[1], []).append(e)
-    assert all(e.labels["spam"] == 1.0 for e in fam["spam_schemes"]) and len(fam["spam_schemes"]) >= 200
-    assert all(e.labels["spam"] == 0.0 for e in fam["spam_look_alikes"]) and len(fam["spam_look_alikes"]) >= 30
-    assert all(e.labels["misleading"] == 1.0 for e in fam["misinformation_claims"])
-    assert all(e.labels["misleading"] == 0.0 for e in fam["true_statements"])
-    assert all(e.labels["violence"] == 1.0 for e in fam["threat_veiled_more"])
-    assert all(e.labels["violence"] == 0.0 for e in fam["veiled_more_look_alikes"])
-    assert not any("{" in e.text or "}" in e.text for es in fam.values() for e in es)  # nested slots all filled
-    # the same topic on both sides, so the label follows the claim and not the topic word
-    assert any("luoride" in e.text for e in fam["misinformation_claims"]) and any("luoride" in e.text for e in fam["true_statements"])
