@@ -11,9 +11,10 @@ Steps, each chosen so that ordinary text passes through unchanged:
   5. leetspeak (1->i, 3->e, 0->o, @->a, $->s, …) folds inside a word that mixes letters with such digits
      or symbols, and only when the result is a whole word of the tokenizer's vocabulary ("10am" stays)
   6. runs of 3+ single letters separated by single spaces ("i d i o t") join when the joined word is in
-     the vocabulary, or splits into vocabulary words of 3+ letters ("y o u i d i o t"); a run of 4+ letters
-     that does neither but stands alone between wider gaps or the text's edges joins as one word ("y o u
-     a r e  a  m o r o n": the writer's own word breaks). "x q z" and "A B C D E F G" stay.
+     the vocabulary, or split into vocabulary words ("y o u i d i o t" -> "you idiot"); a run of 4+ letters
+     that stands alone between wider gaps or the text's edges and splits only with two-letter debris joins
+     as one word instead ("y o u  a r e  a  m o r o n": the writer's own word breaks; "moron" is not one
+     vocabulary word). "x q z" and "A B C D E F G" stay.
   7. runs of 3+ single letters joined by hyphens, dots or asterisks ("m-u-r-d-e-r", "k.i.l.l") join when
      the joined word is in the vocabulary ("U.S.A" becomes "USA"; "x-y-q" stays)
 The vocabulary check is what keeps false positives down; benchmarks/robustness.py measures both effects.
