@@ -99,7 +99,7 @@ class TorchModerator:
                                 categories={c: bool(p[i] >= self.review[i]) for i, c in enumerate(cats)}) for p in probs]
 
 
-def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | None = None) -> None:
+def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | None = None, every: int = 1) -> None:
     import torch
 
     from moderation.behavioural import cases, run_suite
@@ -115,7 +115,7 @@ def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | N
     out = work / recipe.name
     tax = load_taxonomy()
     cats = tax.names
-    examples = load_examples(taxonomy=tax, seed=0)
+    examples = load_examples(taxonomy=tax, seed=0)[::every]  # every > 1: smoke runs only
     tcfg = TrainingSetConfig(exclude_sources=recipe.exclude)
     cfg = SFTConfig(epochs=recipe.epochs, max_per_source=4000, seed=0, checkpoint_every=1000, max_steps=max_steps,
                     bf16="off")  # fp32 like the CPU runs (0.5.1 trained on AVX2 cores, without bf16)
@@ -259,6 +259,7 @@ def main() -> None:
     for q in (r, o):
         q.add_argument("--device", default="cuda", help="cuda; cpu only to smoke-test this script")
         q.add_argument("--max-steps", type=int, default=None, help="smoke runs only")
+        q.add_argument("--every", type=int, default=1, help="keep every Nth example: smoke runs only")
     a = sub.add_parser("assemble")
     a.add_argument("files", type=Path)
     a.add_argument("--to", type=Path, required=True)
@@ -268,10 +269,10 @@ def main() -> None:
         unknown = [n for n in names if n not in RECIPES]
         if unknown:
             raise SystemExit(f"unknown recipe(s) {unknown}; known: {list(RECIPES)}")
-        extra = ["--device", args.device] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+        extra = ["--device", args.device] + (["--max-steps", str(args.max_steps)] if args.max_steps else []) + ["--every", str(args.every)]
         run_all(names, args.work, args.out, extra)
     elif args.cmd == "one":
-        run_one(RECIPES[args.name], args.work, args.device, args.max_steps)
+        run_one(RECIPES[args.name], args.work, args.device, args.max_steps, args.every)
     else:
         assemble(args.files, args.to)
 
