@@ -1,4 +1,4 @@
-"""Template families under trial, not in the shipped recipe: scripts/gpu_recipes.py appends the ones a recipe
+"""Template families under trial, not in the shipped recipe: scripts/recipe_sweep.py appends the ones a recipe
 names to templates.FAMILIES. They were written for candidate 0.5.3 (commit 2faf8e4), which trained all of
 them at once and was refused by the gate on violence AUPRC; the GPU sweep asks which of them can ship.
 A family that wins moves into templates.py; one that loses is deleted (it stays in git history).

@@ -1,4 +1,5 @@
-"""Train several supervised recipes side by side on one GPU and compare them before any is exported.
+"""Train supervised recipes (side by side on one GPU, or one at a time on a CPU) and compare them with a
+control before any is exported.
 
 On the two-core CPU one recipe costs an hour (plus 25 minutes of spans and export), so recipe questions
 were answered one candidate per session. On a GPU a recipe takes minutes, so this script trains a
@@ -15,10 +16,14 @@ writes the chosen variant's weights back in fp16 parts (the device returns at mo
 Nothing here ships: the chosen checkpoint still goes through spans, export, the paired gate against the
 production package and the test benchmarks on the CPU machine (docs/training.md, "Shipping checklist").
 
-    # on the GPU host (datasets and base weights carried in, see docs/training.md):
-    python scripts/gpu_recipes.py run --work /tmp/recipes --out $OUT
+    # on a GPU host (datasets and base weights carried in, see docs/training.md):
+    python scripts/recipe_sweep.py run --work /tmp/recipes --out $OUT
     # here, afterwards:
-    python scripts/gpu_recipes.py assemble /work/.device/.../files --to runs/sft-gpu
+    python scripts/recipe_sweep.py assemble /work/.device/.../files --to runs/sft-gpu
+    # on a CPU, one recipe at a time, the control being an existing checkpoint of the shipped recipe:
+    python scripts/recipe_sweep.py one spam_misinfo_selfharm --work runs/recipes --device cpu
+    python scripts/recipe_sweep.py evaluate runs/sft-v6 --as control --work runs/recipes --device cpu
+    python scripts/recipe_sweep.py choose --work runs/recipes --out runs/recipes/report.json
 """
 
 from __future__ import annotations
@@ -102,11 +107,8 @@ class TorchModerator:
 def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | None = None, every: int = 1) -> None:
     import torch
 
-    from moderation.behavioural import cases, run_suite
     from moderation.taxonomy import load_taxonomy
-    from moderation.training.data import label_matrix, load_examples
-    from moderation.training.evaluate import tune_thresholds
-    from moderation.training.policy import PolicyModel
+    from moderation.training.data import load_examples
     from moderation.training.sft import SFTConfig, train_from_datasets
     from moderation.training.training_set import TrainingSetConfig
 
@@ -114,22 +116,34 @@ def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | N
     apply_templates(recipe)
     out = work / recipe.name
     tax = load_taxonomy()
-    cats = tax.names
     examples = load_examples(taxonomy=tax, seed=0)[::every]  # every > 1: smoke runs only
     tcfg = TrainingSetConfig(exclude_sources=recipe.exclude)
     cfg = SFTConfig(epochs=recipe.epochs, max_per_source=4000, seed=0, checkpoint_every=1000, max_steps=max_steps,
                     bf16="off")  # fp32 like the CPU runs (0.5.1 trained on AVX2 cores, without bf16)
     started = time.time()
-    summary = train_from_datasets(out / "ckpt", examples, cats, tcfg, cfg, device=device, log=lambda m: print(f"[{recipe.name}] {m}", flush=True))
-    train_s = time.time() - started
-    model = PolicyModel.load(out / "ckpt").to(device).eval()
+    summary = train_from_datasets(out / "ckpt", examples, tax.names, tcfg, cfg, device=device, log=lambda m: print(f"[{recipe.name}] {m}", flush=True))
+    measure(recipe, out / "ckpt", examples, out, device, summary, time.time() - started)
+
+
+def measure(recipe: Recipe, ckpt: Path, examples, out: Path, device: str, summary: dict, train_s: float | None) -> None:
+    """validation, gate, suite (and held-out sources) of one trained checkpoint -> out/result.json"""
+    from moderation.behavioural import cases, run_suite
+    from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import label_matrix
+    from moderation.training.evaluate import tune_thresholds
+    from moderation.training.policy import PolicyModel
+
+    started = time.time()
+    tax = load_taxonomy()
+    cats = tax.names
+    model = PolicyModel.load(ckpt).to(device).eval()
     kept = [e for e in examples if e.source not in recipe.exclude]
     validation = [e for e in kept if e.split == "validation"]
     gate = [e for e in kept if e.split == "gate"]
     p_val = model.predict_proba([e.text for e in validation], batch_size=256)
     y, m = label_matrix(validation, cats)
     thresholds = tune_thresholds(p_val, y, m, tax)
-    result = {"recipe": recipe.__dict__, "train_seconds": round(train_s, 1), "best_epoch": summary.get("best_epoch"),
+    result = {"recipe": recipe.__dict__, "checkpoint": str(ckpt), "train_seconds": None if train_s is None else round(train_s, 1), "best_epoch": summary.get("best_epoch"),
               "best_val_macro_auprc": summary.get("best_val_macro_auprc"), "history": summary.get("history"),
               "validation": auprc_by_category(p_val, validation, cats),
               "gate": auprc_by_category(model.predict_proba([e.text for e in gate], batch_size=256), gate, cats),
@@ -141,9 +155,10 @@ def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | N
         p_held = model.predict_proba([e.text for e in held], batch_size=256)
         result["heldout"] = {s: auprc_by_category(p_held[[i for i, e in enumerate(held) if e.source == s]],
                                                   [e for e in held if e.source == s], cats) for s in recipe.exclude}
-    result["seconds"] = round(time.time() - started, 1)
+    result["measure_seconds"] = round(time.time() - started, 1)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(result, indent=1))
-    print(f"[{recipe.name}] done in {result['seconds']} s: val {result['best_val_macro_auprc']:.4f}, "
+    print(f"[{recipe.name}] measured in {result['measure_seconds']} s: val {result['best_val_macro_auprc']:.4f}, "
           f"suite {suite['passed']}/{suite['n']}", flush=True)
 
 
@@ -260,6 +275,14 @@ def main() -> None:
         q.add_argument("--device", default="cuda", help="cuda; cpu only to smoke-test this script")
         q.add_argument("--max-steps", type=int, default=None, help="smoke runs only")
         q.add_argument("--every", type=int, default=1, help="keep every Nth example: smoke runs only")
+    e = sub.add_parser("evaluate", help="measure an existing checkpoint under a recipe's name (e.g. the shipped one as control)")
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("--as", dest="name", choices=list(RECIPES), required=True)
+    e.add_argument("--work", type=Path, required=True)
+    e.add_argument("--device", default="cpu")
+    c = sub.add_parser("choose", help="apply the selection rule to the results under --work")
+    c.add_argument("--work", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True)
     a = sub.add_parser("assemble")
     a.add_argument("files", type=Path)
     a.add_argument("--to", type=Path, required=True)
@@ -273,6 +296,18 @@ def main() -> None:
         run_all(names, args.work, args.out, extra)
     elif args.cmd == "one":
         run_one(RECIPES[args.name], args.work, args.device, args.max_steps, args.every)
+    elif args.cmd == "evaluate":
+        from moderation.taxonomy import load_taxonomy
+        from moderation.training.data import load_examples
+
+        summary = json.loads((args.checkpoint / "training_summary.json").read_text())
+        measure(RECIPES[args.name], args.checkpoint, load_examples(taxonomy=load_taxonomy(), seed=0), args.work / args.name,
+                args.device, summary, None)
+    elif args.cmd == "choose":
+        results = {p.parent.name: json.loads(p.read_text()) for p in sorted(args.work.glob("*/result.json"))}
+        chosen, why = choose(results)
+        args.out.write_text(json.dumps({"chosen": chosen, "rule": why, "results": results}, indent=1))
+        print(json.dumps({"chosen": chosen, "rule": why}, indent=1))
     else:
         assemble(args.files, args.to)
 
