@@ -145,3 +145,25 @@ def test_everyday_narratives_are_long_first_person_texts_labelled_harmless():
     assert all(e.text.count(".") >= 6 for e in narratives)
     assert all(e.labels["self_harm"] == 0.0 and e.labels["toxic"] == 0.0 and e.labels["misleading"] == 0.0
                for e in narratives)
+
+
+def test_candidate_template_families_share_no_five_word_run_with_the_suite():
+    """Families under trial (template_candidates.py) obey the same separation as the shipped ones."""
+    from moderation.training import template_candidates as extra
+    from moderation.training.templates import _fill
+
+    import random
+
+    rng = random.Random(0)
+    texts = [_fill(rng.choice(frames), slots, rng) for _, frames, slots in extra.FAMILIES.values() for _ in range(400)]
+    texts += [_fill(f, {**extra.SELF_HARM_SLOTS, **_self_harm_slots()}, rng) for f in extra.SELF_HARM_FRAMES for _ in range(20)]
+    assert not any("{" in t for t in texts)  # nested slots all filled
+    train = set().union(*(_grams(t) for t in texts))
+    shared = [c.text for c in cases() if _grams(c.text) & train]
+    assert not shared, shared[:5]
+
+
+def _self_harm_slots():
+    from moderation.training.templates import FAMILIES
+
+    return FAMILIES["self_harm_plans"][2]

@@ -130,3 +130,27 @@ def test_ctrl_c_saves_the_step_it_reached_and_the_next_run_resumes_there(tmp_pat
     train_sft(make_tiny_policy(taxonomy.names), train, val, tmp_path / "run", cfg2, log=resumed.append)
     assert any("resuming" in m for m in resumed)
     assert json.loads((tmp_path / "run" / "state" / "meta.json").read_text())["step"] == reached + 2
+
+
+def test_device_names_are_checked_and_cuda_without_a_gpu_is_an_error(monkeypatch):
+    from moderation.training.sft import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="cpu, cuda or auto"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(RuntimeError, match="no GPU"):
+        resolve_device("cuda")
+
+
+def test_base_model_override_must_hold_weights_and_tokenizer(tmp_path, monkeypatch):
+    from moderation.training.policy import base_model_dir
+
+    default = base_model_dir()
+    monkeypatch.setenv("MODERATION_BASE_MODEL", str(tmp_path))
+    with pytest.raises(RuntimeError, match="MODERATION_BASE_MODEL"):
+        base_model_dir()
+    for name in ("model.safetensors", "tokenizer.json"):
+        (tmp_path / name).write_bytes((default / name).read_bytes())
+    assert base_model_dir() == tmp_path

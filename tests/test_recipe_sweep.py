@@ -1,0 +1,39 @@
+"""scripts/recipe_sweep.py's selection rule: a candidate must beat the control on the suite without losing
+gate AUPRC or validation AUPRC; the rule refuses as well as chooses."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("recipe_sweep", Path(__file__).resolve().parent.parent / "scripts" / "recipe_sweep.py")
+sweep = importlib.util.module_from_spec(spec)
+sys.modules["recipe_sweep"] = sweep  # dataclasses look their module up there
+spec.loader.exec_module(sweep)
+
+
+def _result(gate_violence: float, val: float, passed: int) -> dict:
+    gate = {c: {"auprc": 0.5, "positives": 50} for c in ("toxic", "hate", "violence")}
+    gate["violence"] = {"auprc": gate_violence, "positives": 34}
+    return {"gate": gate, "best_val_macro_auprc": val, "behavioural": {"passed": passed}}
+
+
+def test_rule_chooses_the_candidate_that_gains_cases_without_losing_auprc():
+    chosen, why = sweep.choose({"control": _result(0.40, 0.70, 300), "spam_misinfo": _result(0.39, 0.699, 305),
+                                "spam_misinfo_selfharm": _result(0.40, 0.70, 308)})
+    assert chosen == "spam_misinfo_selfharm"
+    assert len(why) == 2 and all("eligible" in w for w in why)
+
+
+def test_rule_refuses_a_gate_loss_a_validation_loss_or_too_small_a_gain():
+    results = {"control": _result(0.40, 0.70, 300),
+               "spam_misinfo": _result(0.35, 0.70, 320),  # violence gate AUPRC -0.05 (0.5.3's failure)
+               "spam_misinfo_selfharm": _result(0.40, 0.69, 320),  # validation macro -0.01
+               "all_candidate_families": _result(0.40, 0.70, 303)}  # +3 cases only
+    chosen, why = sweep.choose(results)
+    assert chosen is None and all("refused" in w for w in why)
+    assert sweep.choose({"spam_misinfo": _result(0.4, 0.7, 350)})[0] is None  # no control, no choice
+
+
+def test_control_and_measurement_only_recipes_are_never_candidates():
+    assert not sweep.RECIPES["control"].candidate and not sweep.RECIPES["heldout_control"].candidate
+    assert set(sweep.RECIPES["heldout_control"].exclude) == set(sweep.HELDOUT)
