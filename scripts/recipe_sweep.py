@@ -165,8 +165,18 @@ def measure(recipe: Recipe, ckpt: Path, examples, out: Path, device: str, summar
 # ---------------------------------------------------------------- the rule and the hand-back
 
 
+MIN_GATE_POSITIVES = 20  # as the promotion gate (moderation/training/gate.py): fewer cannot carry a veto
+MAX_GATE_DROP = 0.03
+MAX_VALIDATION_DROP = 0.005
+MIN_SUITE_GAIN = 4
+MAX_CAPABILITY_LOSS = 2  # cases, as the shipping checklist
+
+
 def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
-    """The rule of benchmarks/results/training/gpu-recipes-2026-12-01.plan.md, in code."""
+    """The selection rule, in code. Changes since the 2026-12-01 plan (whose verdict was reached with the first
+    version, commit d6f9a44): a category with fewer than MIN_GATE_POSITIVES gate positives cannot veto (its 9
+    self_harm positives moved AUPRC by 0.12 while validation's 31 did not move), and no capability may lose more
+    than MAX_CAPABILITY_LOSS cases (the shipping checklist's bar, now checked before any export)."""
     control = results.get("control")
     if control is None:
         return None, ["no control result: nothing can be compared"]
@@ -175,13 +185,19 @@ def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
         if not RECIPES[name].candidate:
             continue
         drops = {c: round(control["gate"][c]["auprc"] - v["auprc"], 4) for c, v in r["gate"].items()
-                 if v["auprc"] is not None and control["gate"][c]["auprc"] is not None}
+                 if v["auprc"] is not None and control["gate"][c]["auprc"] is not None
+                 and v.get("positives", MIN_GATE_POSITIVES) >= MIN_GATE_POSITIVES}
         worst = max(drops, key=drops.get)
         val_drop = control["best_val_macro_auprc"] - r["best_val_macro_auprc"]
         gain = r["behavioural"]["passed"] - control["behavioural"]["passed"]
-        ok = drops[worst] <= 0.03 and val_drop <= 0.005 and gain >= 4
+        caps = r["behavioural"].get("capabilities", {})
+        losses = {c: control["behavioural"]["capabilities"][c]["passed"] - v["passed"] for c, v in caps.items()}
+        worst_cap = max(losses, key=losses.get) if losses else None
+        cap_ok = worst_cap is None or losses[worst_cap] <= MAX_CAPABILITY_LOSS
+        ok = drops[worst] <= MAX_GATE_DROP and val_drop <= MAX_VALIDATION_DROP and gain >= MIN_SUITE_GAIN and cap_ok
         why.append(f"{name}: worst gate drop {worst} {drops[worst]:+.4f}, validation macro drop {val_drop:+.4f}, "
-                   f"suite {gain:+d} -> {'eligible' if ok else 'refused'}")
+                   f"suite {gain:+d}" + (f", worst capability {worst_cap} -{losses[worst_cap]}" if worst_cap else "")
+                   + f" -> {'eligible' if ok else 'refused'}")
         if ok:
             eligible.append((r["behavioural"]["passed"], sum(v["auprc"] or 0 for v in r["gate"].values()), name))
     return (max(eligible)[2] if eligible else None), why

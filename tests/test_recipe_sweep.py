@@ -11,10 +11,12 @@ sys.modules["recipe_sweep"] = sweep  # dataclasses look their module up there
 spec.loader.exec_module(sweep)
 
 
-def _result(gate_violence: float, val: float, passed: int) -> dict:
+def _result(gate_violence: float, val: float, passed: int, insults: int = 10, gate_self_harm: float = 0.9) -> dict:
     gate = {c: {"auprc": 0.5, "positives": 50} for c in ("toxic", "hate", "violence")}
     gate["violence"] = {"auprc": gate_violence, "positives": 34}
-    return {"gate": gate, "best_val_macro_auprc": val, "behavioural": {"passed": passed}}
+    gate["self_harm"] = {"auprc": gate_self_harm, "positives": 9}
+    caps = {"insult_no_identity": {"passed": insults}, "spam": {"passed": passed - insults}}
+    return {"gate": gate, "best_val_macro_auprc": val, "behavioural": {"passed": passed, "capabilities": caps}}
 
 
 def test_rule_chooses_the_candidate_that_gains_cases_without_losing_auprc():
@@ -24,14 +26,22 @@ def test_rule_chooses_the_candidate_that_gains_cases_without_losing_auprc():
     assert len(why) == 2 and all("eligible" in w for w in why)
 
 
-def test_rule_refuses_a_gate_loss_a_validation_loss_or_too_small_a_gain():
+def test_rule_refuses_a_gate_loss_a_validation_loss_or_too_small_a_gain(monkeypatch):
     results = {"control": _result(0.40, 0.70, 300),
                "spam_misinfo": _result(0.35, 0.70, 320),  # violence gate AUPRC -0.05 (0.5.3's failure)
                "spam_misinfo_selfharm": _result(0.40, 0.69, 320),  # validation macro -0.01
-               "all_candidate_families": _result(0.40, 0.70, 303)}  # +3 cases only
+               "all_candidate_families": _result(0.40, 0.70, 303),  # +3 cases only
+               "spam_misinfo_only_spam": _result(0.40, 0.70, 320, insults=7)}  # insults lose 3 cases
+    monkeypatch.setitem(sweep.RECIPES, "spam_misinfo_only_spam", sweep.Recipe("spam_misinfo_only_spam"))
     chosen, why = sweep.choose(results)
     assert chosen is None and all("refused" in w for w in why)
     assert sweep.choose({"spam_misinfo": _result(0.4, 0.7, 350)})[0] is None  # no control, no choice
+
+
+def test_a_category_with_too_few_gate_positives_cannot_veto():
+    """9 self_harm gate positives: one swapped rank moves AUPRC by 0.1; the promotion gate needs 20 too."""
+    chosen, _ = sweep.choose({"control": _result(0.40, 0.70, 300), "spam_misinfo": _result(0.40, 0.70, 305, gate_self_harm=0.7)})
+    assert chosen == "spam_misinfo"
 
 
 def test_control_and_measurement_only_recipes_are_never_candidates():
