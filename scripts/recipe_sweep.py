@@ -58,6 +58,7 @@ SPAM_MISINFO = ("spam_schemes", "spam_look_alikes", "misinformation_claims", "tr
 VEILED = ("threat_veiled_more", "veiled_more_look_alikes")
 RECIPES = {r.name: r for r in [
     Recipe("control", candidate=False),
+    Recipe("spam_only", SPAM_MISINFO[:2]),  # the one family pair that gained in both CPU runs (2026-11-30, 12-01)
     Recipe("spam_misinfo", SPAM_MISINFO),
     Recipe("spam_misinfo_selfharm", SPAM_MISINFO, self_harm_frames=True),
     Recipe("all_candidate_families", SPAM_MISINFO + VEILED, self_harm_frames=True),
