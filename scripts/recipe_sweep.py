@@ -34,13 +34,15 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-HELDOUT = ("olid_v1", "youtube_spam_collection", "hatemoji_build")
+from benchmarks.generalization import HELDOUT_SOURCES as HELDOUT  # noqa: E402  (the generalization benchmark's three)
+from benchmarks.generalization import auprc_table  # noqa: E402
+
 PART_BYTES = 15 * 2**20
 
 
@@ -78,16 +80,6 @@ def apply_templates(recipe: Recipe) -> None:
     if recipe.self_harm_frames:
         labels, frames, slots = templates.FAMILIES["self_harm_plans"]
         templates.FAMILIES["self_harm_plans"] = (labels, frames + extra.SELF_HARM_FRAMES, {**slots, **extra.SELF_HARM_SLOTS})
-
-
-def auprc_by_category(probs, examples, categories) -> dict:
-    from moderation.training.data import label_matrix
-    from moderation.training.evaluate import auprc
-
-    y, m = label_matrix(examples, categories)
-    values = auprc(probs, y, m)
-    pos = ((y >= 0.5) & (m > 0)).sum(0)
-    return {c: {"auprc": None if v is None else round(float(v), 4), "positives": int(p)} for c, v, p in zip(categories, values, pos)}
 
 
 class TorchModerator:
@@ -146,15 +138,15 @@ def measure(recipe: Recipe, ckpt: Path, examples, out: Path, device: str, summar
     thresholds = tune_thresholds(p_val, y, m, tax)
     result = {"recipe": recipe.__dict__, "checkpoint": str(ckpt), "train_seconds": None if train_s is None else round(train_s, 1), "best_epoch": summary.get("best_epoch"),
               "best_val_macro_auprc": summary.get("best_val_macro_auprc"), "history": summary.get("history"),
-              "validation": auprc_by_category(p_val, validation, cats),
-              "gate": auprc_by_category(model.predict_proba([e.text for e in gate], batch_size=256), gate, cats),
+              "validation": auprc_table(p_val, validation, cats),
+              "gate": auprc_table(model.predict_proba([e.text for e in gate], batch_size=256), gate, cats),
               "review_thresholds": dict(zip(cats, [round(float(t), 4) for t in thresholds.review]))}
     suite = run_suite(TorchModerator(model, thresholds.review), cases())
     result["behavioural"] = {k: suite[k] for k in ("n", "passed", "pass_rate", "min_capability_pass_rate", "capabilities")}
     if recipe.exclude:
         held = [e for e in examples if e.source in recipe.exclude]
         p_held = model.predict_proba([e.text for e in held], batch_size=256)
-        result["heldout"] = {s: auprc_by_category(p_held[[i for i, e in enumerate(held) if e.source == s]],
+        result["heldout"] = {s: auprc_table(p_held[[i for i, e in enumerate(held) if e.source == s]],
                                                   [e for e in held if e.source == s], cats) for s in recipe.exclude}
     result["measure_seconds"] = round(time.time() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +189,7 @@ def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
         cap_ok = worst_cap is None or losses[worst_cap] <= MAX_CAPABILITY_LOSS
         ok = drops[worst] <= MAX_GATE_DROP and val_drop <= MAX_VALIDATION_DROP and gain >= MIN_SUITE_GAIN and cap_ok
         why.append(f"{name}: worst gate drop {worst} {drops[worst]:+.4f}, validation macro drop {val_drop:+.4f}, "
-                   f"suite {gain:+d}" + (f", worst capability {worst_cap} -{losses[worst_cap]}" if worst_cap else "")
+                   f"suite {gain:+d}" + (f", worst capability {worst_cap} -{losses[worst_cap]}" if worst_cap and losses[worst_cap] > 0 else "")
                    + f" -> {'eligible' if ok else 'refused'}")
         if ok:
             eligible.append((r["behavioural"]["passed"], sum(v["auprc"] or 0 for v in r["gate"].values()), name))
@@ -206,7 +198,6 @@ def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
 
 def hand_back(ckpt: Path, out: Path) -> list[str]:
     """fp16 copy of the weights (small tensors, e.g. calibration, stay fp32), cut into parts under 16 MiB."""
-    import torch
     from safetensors.torch import load_file, save_file
 
     state = load_file(str(ckpt / "model.safetensors"))
@@ -222,7 +213,6 @@ def hand_back(ckpt: Path, out: Path) -> list[str]:
         names.append(name)
     for f in ("policy_config.json", "training_summary.json", "training_set.json"):
         (out / f).write_bytes((ckpt / f).read_bytes())
-    del torch
     return names
 
 
@@ -257,7 +247,6 @@ def run_all(names: list[str], work: Path, out: Path, extra_args: list[str]) -> N
 
 def assemble(files: Path, to: Path) -> None:
     """Rebuild a policy checkpoint from the parts (weights back to fp32) with the base tokenizer."""
-    import torch
     from safetensors.torch import load_file, save_file
 
     from moderation.training.policy import base_model_dir
@@ -274,7 +263,6 @@ def assemble(files: Path, to: Path) -> None:
     for f in ("policy_config.json", "training_summary.json", "training_set.json"):
         (to / f).write_bytes((files / f).read_bytes())
     (to / "tokenizer.json").write_bytes((base_model_dir() / "tokenizer.json").read_bytes())
-    del torch
     print(f"checkpoint written to {to}")
 
 

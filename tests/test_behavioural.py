@@ -148,12 +148,18 @@ def test_everyday_narratives_are_long_first_person_texts_labelled_harmless():
 
 
 def test_candidate_template_families_share_no_five_word_run_with_the_suite():
-    """Families under trial (template_candidates.py) obey the same separation as the shipped ones."""
+    """Families under trial (template_candidates.py) obey the same separation as the shipped ones, and each
+    harmful family comes with look-alikes labelled the other way (the label follows the act, not the surface)."""
+    import random
+
     from moderation.training import template_candidates as extra
     from moderation.training.templates import _fill
 
-    import random
-
+    labels = {name: fam[0] for name, fam in extra.FAMILIES.items()}
+    for harmful, look_alike, cat in [("spam_schemes", "spam_look_alikes", "spam"),
+                                     ("misinformation_claims", "true_statements", "misleading"),
+                                     ("threat_veiled_more", "veiled_more_look_alikes", "violence")]:
+        assert labels[harmful][cat] == 1.0 and labels[look_alike][cat] == 0.0, harmful
     rng = random.Random(0)
     texts = [_fill(rng.choice(frames), slots, rng) for _, frames, slots in extra.FAMILIES.values() for _ in range(400)]
     texts += [_fill(f, {**extra.SELF_HARM_SLOTS, **_self_harm_slots()}, rng) for f in extra.SELF_HARM_FRAMES for _ in range(20)]
