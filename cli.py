@@ -93,6 +93,7 @@ def scan(
     workers: Annotated[Optional[int], typer.Option(min=1, help="--engine ray: scoring actors (default: the cluster's CPUs / --threads).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="--engine ray: cluster to join (e.g. auto, ray://head:10001); default: start Ray on this machine.")] = None,
     spans: Annotated[bool, typer.Option(help="Add each flagged category's evidence: character spans of the input text (docs/spans.md).")] = False,
+    all_spans: Annotated[bool, typer.Option(help="With spans, also the span head's marks in toxic, hate and violence where the text is not flagged (implies --spans; docs/spans.md).")] = False,
     platform: Annotated[Optional[str], typer.Option(help="The platform the texts come from: score with the graph `moderate loop --platform` adapted to its reviews (default: the main graph).")] = None,
 ) -> None:
     """Score every item of a file and write id, flagged, decision and per-category scores.
@@ -105,7 +106,7 @@ def scan(
     run = scan_file(input, out, model=model, fmt=format, text_field=text_field, id_field=id_field, only_flagged=only_flagged,
                     on_error=on_error.value, errors=errors, batch_size=batch_size, threads=threads, max_chars=max_chars,
                     progress=progress, resume=resume, fsync=fsync, cache_size=cache_size, engine=engine.value, workers=workers,
-                    ray_address=ray_address, spans=spans, platform=platform, log=say)
+                    ray_address=ray_address, spans="all" if all_spans else spans, platform=platform, log=say)
     table, decisions = summary_table(run)
     print_renderables(table, decisions + (f"; output: {out}" if out != "-" else ""))
     if run.errors_path:

@@ -124,6 +124,21 @@ def train_spans_cmd(
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "history"}))
 
 
+@train_app.command("span-thresholds")
+def train_span_thresholds_cmd(
+    package: Annotated[Path, typer.Argument(help="An exported model package with a span head (e.g. models/default).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Tune an exported package's two span thresholds (spans for flagged categories; spans="all") on the
+    SemEval trial posts and write them into its manifest. `moderate export` does this itself; use it for a
+    package exported before a span mode existed. The test posts are never read."""
+    from moderation.training.data import resolve_data_dir, semeval_spans
+    from moderation.training.spans import tune_package_span_thresholds
+
+    posts = semeval_spans(resolve_data_dir(data_dir), "trial")
+    typer.echo(json.dumps(tune_package_span_thresholds(package, posts, log=say)))
+
+
 @train_app.command("rl")
 def train_rl_cmd(
     policy: Annotated[Path, typer.Option(help="Supervised policy checkpoint (the reference for the KL).")] = Path("runs/sft-default"),

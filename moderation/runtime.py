@@ -24,7 +24,7 @@ import numpy as np
 
 from moderation.errors import ModerationError
 from moderation.package import ModelPackageError, read_manifest
-from moderation.spans import CATEGORY_TOKENS, SEGMENT, SPAN_HEAD, Span, merge_spans, spans_from_token_probs
+from moderation.spans import ALL, CATEGORY_TOKENS, FLAGGED, SEGMENT, SPAN_HEAD, Span, merge_spans, span_mode, spans_from_token_probs
 from moderation.taxonomy import load_taxonomy
 from moderation.windows import encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch, sentence_mode
 
@@ -117,6 +117,9 @@ class Moderator:
         spans = manifest.get("spans") or {}
         self.span_categories = [c for c in spans.get("categories", []) if "span_probs" in outputs]
         self.span_threshold = float(spans.get("threshold", 0.5))
+        # spans="all": the head alone decides, on the text's own windows (sentence segments read out of context
+        # make it mark more); a package tuned before this mode existed falls back to the flagged threshold.
+        self.span_threshold_all = float(spans.get("threshold_all", self.span_threshold))
         self.has_token_probs = "token_probs" in outputs
 
     @classmethod
@@ -192,13 +195,18 @@ class Moderator:
             probs[index] = self.session.run(["probs"], {k: v for k, v in feeds.items() if k in self._input_names})[0]
         return max_over_windows(probs, windows.owner, len(texts))
 
-    def score_with_spans(self, texts: Sequence[str]) -> tuple[np.ndarray, list[list[Span]]]:
+    def score_with_spans(self, texts: Sequence[str], mode: str = FLAGGED) -> tuple[np.ndarray, list[list[Span]]]:
         """Scores as `score`, plus each text's spans for the categories it is flagged in.
 
         A category the span head knows (toxic, hate, violence in the shipped model) gets the head's spans;
         any other flagged category, or one where the head marks nothing, gets the tokens whose own score
         reaches the category's review threshold (the score is the max over tokens, so those tokens are what
-        flagged it); if only the [CLS]/[SEP] tokens did, the highest-scoring sentence or window."""
+        flagged it); if only the [CLS]/[SEP] tokens did, the highest-scoring sentence or window.
+
+        mode=ALL: the head's categories get the head's spans whether flagged or not, from the text's windows
+        (not its sentence segments) at `span_threshold_all`; the other categories as above."""
+        if mode not in (FLAGGED, ALL):
+            raise InputError(f"span mode must be {FLAGGED!r} or {ALL!r}, got {mode!r}")
         texts = self._check(texts)
         if not self.has_token_probs:
             raise ModelPackageError(f"{self.package_dir}: this package's graph has no per-token output (packages "
@@ -223,15 +231,19 @@ class Moderator:
                     span_probs[w] = out[2][row, :n]
         scores = max_over_windows(probs, windows.owner, len(texts))
         flagged = scores >= self.review_thresholds
+        head = np.array([c in self.span_categories for c in self.categories])
         found: list[list[Span]] = [[] for _ in texts]
         for w, owner in enumerate(windows.owner):
             text, ranges = texts[owner], windows.char_ranges[w]
-            for c in np.flatnonzero(flagged[owner]):
+            if mode == ALL:
+                asked, threshold = (np.flatnonzero(head) if w < windows.n_text_windows else []), self.span_threshold_all
+            else:
+                asked, threshold = np.flatnonzero(flagged[owner] & head), self.span_threshold
+            for c in asked:
                 name = self.categories[c]
-                if name in self.span_categories:
-                    k = self.span_categories.index(name)
-                    for a, b, p in spans_from_token_probs(text, ranges, span_probs[w][:, k], self.span_threshold):
-                        found[owner].append(Span(a, b, name, round(p, 6), SPAN_HEAD))
+                k = self.span_categories.index(name)
+                for a, b, p in spans_from_token_probs(text, ranges, span_probs[w][:, k], threshold):
+                    found[owner].append(Span(a, b, name, round(p, 6), SPAN_HEAD))
         for owner in range(len(texts)):
             for c in np.flatnonzero(flagged[owner]):
                 name = self.categories[c]
@@ -272,15 +284,21 @@ class Moderator:
             ))
         return out
 
-    def moderate(self, text_or_texts: str | Sequence[str], spans: bool = False) -> ModerationResult | list[ModerationResult]:
+    def moderate(self, text_or_texts: str | Sequence[str], spans: bool | str = False) -> ModerationResult | list[ModerationResult]:
         """One result for a string; a list of results, in input order, for a list of strings.
-        spans=True also fills `result.spans` (character offsets into each text as passed)."""
+        spans=True (or "flagged") also fills `result.spans` (character offsets into each text as passed) for
+        the flagged categories; spans="all" adds the span head's marks in its categories even when they are
+        not flagged (docs/spans.md)."""
         single = isinstance(text_or_texts, str)
         texts = [text_or_texts] if single else text_or_texts
         if not isinstance(texts, (list, tuple)):
             raise InputError(f"expected a string or a list of strings, got {type(text_or_texts).__name__}")
-        if spans:
-            scores, found = self.score_with_spans(texts)
+        try:
+            mode = span_mode(spans)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        if mode:
+            scores, found = self.score_with_spans(texts, mode)
             results = self.results_from_scores(scores)
             for r, s in zip(results, found):
                 r.spans = s

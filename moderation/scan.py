@@ -26,6 +26,7 @@ from typing import Iterator, TextIO
 
 from moderation.errors import ModerationError
 from moderation.runtime import Moderator
+from moderation.spans import span_mode
 
 FORMATS = ("jsonl", "csv", "txt", "parquet")
 
@@ -386,12 +387,14 @@ class Scanner:
 def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWriter, *, on_error: str = "fail",
          errors_stream: TextIO | None = None, only_flagged: bool = False, chunk_size: int = 256, source: str = "input",
          progress: bool = True, start_after: int = 0, durable: bool = False, cache: ScoreCache | None = None,
-         spans: bool = False) -> ScanSummary:
+         spans: bool | str = False) -> ScanSummary:
     """Score items in chunks and write each chunk before reading the next (memory stays flat).
 
     start_after: skip input lines up to this one (resuming). durable: fsync the output after every
     chunk, so a crash loses at most the chunk in flight (what `--resume` relies on). cache: repeated
-    texts are scored once (None: no cache). spans: each result also gets its spans (the cache is not used)."""
+    texts are scored once (None: no cache). spans: each result also gets its spans, True or "flagged" for the
+    flagged categories, "all" with the span head's unflagged marks too (the cache is not used)."""
+    mode = span_mode(spans)
     scanner = Scanner(moderator, writer, on_error=on_error, errors_stream=errors_stream, only_flagged=only_flagged,
                       source=source, progress=progress, durable=durable)
     chunk: list[Item] = []
@@ -399,8 +402,8 @@ def scan(moderator: Moderator, items: Iterator[Item | BadItem], writer: ResultWr
     def flush() -> None:
         if chunk:
             texts = [it.text for it in chunk]
-            if spans:
-                scanner.write_chunk(chunk, *moderator.score_with_spans(texts))
+            if mode:
+                scanner.write_chunk(chunk, *moderator.score_with_spans(texts, mode))
             else:
                 scanner.write_chunk(chunk, cache.score(moderator, texts) if cache is not None else moderator.score(texts))
             chunk.clear()
@@ -439,7 +442,7 @@ def scan_file(input: str, out: str = "-", *, model=None, fmt: str | None = None,
               id_field: str | None = "id", only_flagged: bool = False, on_error: str = "fail", errors: Path | None = None,
               batch_size: int = 32, threads: int | None = None, max_chars: int = 1_000_000, progress: bool = True,
               resume: bool = False, fsync: bool = True, cache_size: int = 100_000, engine: str = "local",
-              workers: int | None = None, ray_address: str | None = None, spans: bool = False, platform: str | None = None,
+              workers: int | None = None, ray_address: str | None = None, spans: bool | str = False, platform: str | None = None,
               log=lambda message: None) -> ScanRun:
     """`moderate scan`: open the input and outputs, score with the chosen engine, close everything.
 
@@ -449,6 +452,10 @@ def scan_file(input: str, out: str = "-", *, model=None, fmt: str | None = None,
     out_fmt = "csv" if out.lower().endswith(".csv") else "jsonl"
     if resume and (out == "-" or out_fmt != "jsonl"):
         raise ScanError("--resume needs a JSONL output file (--out results.jsonl)")
+    try:
+        span_mode(spans)
+    except ValueError as e:
+        raise ScanError(str(e)) from None
     if spans and engine == "ray":
         raise ScanError("--spans works with the local engine only (--engine local)")
     start_after = resume_point(Path(out)) if resume else 0

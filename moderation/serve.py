@@ -40,7 +40,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Union
+from typing import Literal, Union
 
 import numpy as np
 from fastapi import Request  # module level: FastAPI resolves the handlers' (string) annotations here
@@ -65,8 +65,9 @@ class ModerationRequest(BaseModel):
     input: Union[str, list[str]]
     model: Union[str, None] = None
     # Ours, not OpenAI's: also return each flagged category's evidence as character spans of the input
-    # (openai client: extra_body={"spans": True}; each result then has an extra "spans" list).
-    spans: bool = False
+    # (openai client: extra_body={"spans": True}; each result then has an extra "spans" list). "all": the
+    # span head's marks in its categories even where the text is not flagged.
+    spans: Union[bool, Literal["flagged", "all"]] = False
 
 
 class MicroBatcher:
@@ -230,7 +231,8 @@ def create_app(moderator, config: ServeConfig | None = None, token: str | None =
                 return error(400, f"model {moderator.version} has no per-token output, so no spans; export it again", "spans")
             # on the batcher's thread, which owns the ONNX session; not merged with other requests' batches
             loop = asyncio.get_running_loop()
-            scores, found = await loop.run_in_executor(batcher.pool, moderator.score_with_spans, texts)
+            mode = "flagged" if body.spans is True else body.spans
+            scores, found = await loop.run_in_executor(batcher.pool, moderator.score_with_spans, texts, mode)
         else:
             scores, found = await batcher.score(texts), None
         results = []

@@ -18,6 +18,24 @@ SPAN_HEAD = "span_head"  # trained on rated spans (toxic_spans): toxic, hate, vi
 CATEGORY_TOKENS = "category_tokens"  # the classification head's own per-token score, whose max is the text's score
 SEGMENT = "segment"  # the sentence or window that scored highest, when no single token carries the score
 
+# What `spans=` asks for. FLAGGED: evidence for the categories the text is flagged in. ALL: that, plus the span
+# head's own marks in its categories whether or not the classifier flagged them (the head's threshold decides):
+# for audits and for reviewers deciding a category the classifier left under its threshold.
+FLAGGED, ALL = "flagged", "all"
+SPAN_MODES = (FLAGGED, ALL)
+
+
+def span_mode(spans) -> str | None:
+    """None (no spans), FLAGGED or ALL from what a caller passed: False/None, True/"flagged", "all"."""
+    if spans is None or spans is False:
+        return None
+    if spans is True:
+        return FLAGGED
+    if isinstance(spans, str) and spans in SPAN_MODES:
+        return spans
+    raise ValueError(f"spans must be true, false, {FLAGGED!r} or {ALL!r}, got {spans!r}")
+
+
 _WORD_CHAR = re.compile(r"[\w'’*]")  # "don't", "f*ck" are one word to a rater
 
 

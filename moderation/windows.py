@@ -43,6 +43,8 @@ class Windows:
     owner: np.ndarray  # owner[i] = index of the text window i came from
     # with offsets=True: per window, (T, 2) character ranges of its tokens in the ORIGINAL text ((0, 0): special)
     char_ranges: list[np.ndarray] | None = None
+    # windows [0, n_text_windows) read the texts themselves; those after are sentence segments
+    n_text_windows: int | None = None
 
 
 MAX_SEGMENTS = 64  # SENTENCES_LONG only: sentences scored per long text (the pre-0.4, capped behaviour)
@@ -129,6 +131,7 @@ def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | No
                 ranges.append(token_char_ranges(part.offsets, part.special_tokens_mask, *sources[i]))
         if mode == SENTENCES_ALL or (mode == SENTENCES_LONG and enc.overflowing):
             multi.append(i)
+    n_text_windows = len(ids)
     for i in multi:
         spans = sentence_ranges(texts[i])
         if len(spans) < 2:
@@ -140,7 +143,8 @@ def encode_windows(tokenizer: Tokenizer, texts: list[str], max_windows: int | No
             owner.append(i)
             if offsets:
                 ranges.append(token_char_ranges(enc.offsets, enc.special_tokens_mask, *sources[i], shift=a))
-    return Windows(ids=ids, owner=np.asarray(owner, dtype=np.int64), char_ranges=ranges if offsets else None)
+    return Windows(ids=ids, owner=np.asarray(owner, dtype=np.int64), char_ranges=ranges if offsets else None,
+                   n_text_windows=n_text_windows)
 
 
 def length_sorted_batches(windows: Windows, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:

@@ -104,6 +104,9 @@ def test_spans_are_added_only_with_the_flag_and_match_the_api(tmp_path, eager_ti
         assert [json.loads(r["spans"]) for r in csv.DictReader(f)] == [g["spans"] for g in got]
     r = invoke([str(src), "--model", str(tiny_package), "--spans", "--engine", "ray"])
     assert r.exit_code == 2 and "local engine" in r.output
+    every = tmp_path / "all.jsonl"  # --all-spans: what moderate(spans="all") gives, and implies --spans
+    assert invoke([str(src), "-o", str(every), "--model", str(tiny_package), "--all-spans"]).exit_code == 0
+    assert [g["spans"] for g in read_jsonl(every)] == [[s.to_dict() for s in e.spans] for e in mod.moderate([r["text"] for r in rows], spans="all")]
 
 
 def test_malformed_jsonl_fails_naming_the_line(tmp_path, tiny_package):

@@ -103,6 +103,13 @@ def test_spans_arrive_as_an_extra_field_the_openai_client_keeps(server):
                    for s in spans)
     plain = client.moderations.with_raw_response.create(input=texts).http_response.json()
     assert all("spans" not in r for r in plain["results"])  # only when asked: no cost otherwise
+    every = client.moderations.create(input=texts, extra_body={"spans": "all"})
+    assert all(isinstance(r.model_extra["spans"], list) for r in every.results)
+    import httpx
+
+    bad = httpx.post(f"{url}/v1/moderations", json={"input": texts, "spans": "everything"},
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bad.status_code in (400, 422) and "spans" in bad.text
 
 
 def test_wrong_token_is_refused(server):

@@ -206,6 +206,56 @@ def test_moderate_gives_spans_only_when_asked_and_every_flag_has_evidence(span_p
         assert set(range(a, a + len(word))) <= covered, word
 
 
+def test_all_mode_adds_the_heads_marks_where_nothing_is_flagged_and_refuses_unknown_modes(span_package):
+    from moderation.runtime import InputError, Moderator
+
+    text = "hey 1d10t, you are awful. Second sentence here!"
+    mod = Moderator.load(span_package)
+    assert "threshold_all" not in mod.manifest["spans"]  # exported without trial posts: nothing tuned, so
+    assert mod.span_threshold_all == mod.span_threshold  # "all" falls back to the flagged threshold
+    mod.review_thresholds = np.full_like(mod.review_thresholds, 1.01)  # nothing flagged
+    mod.span_threshold_all = 0.0  # the head marks every token
+    assert mod.moderate(text, spans=True).spans == [] and mod.moderate(text, spans="flagged").spans == []
+    result = mod.moderate(text, spans="all")
+    assert not result.flagged and result.spans
+    assert {s.category for s in result.spans} == {"toxic", "hate", "violence"}  # the head's categories only
+    assert all(s.source == "span_head" and 0 <= s.start < s.end <= len(text) for s in result.spans)
+    mod.span_threshold_all = 1.01  # the head marks nothing: nothing, since nothing is flagged either
+    assert mod.moderate(text, spans="all").spans == []
+    # flagged categories outside the head keep their evidence in "all" mode too
+    flagged = _everything_flagged(Moderator.load(span_package))
+    flagged.span_threshold_all = 1.01
+    kinds = {(s.category, s.source) for s in flagged.moderate(text, spans="all").spans}
+    assert ("spam", "category_tokens") in kinds and ("toxic", "category_tokens") in kinds
+    for bad in ("everything", 1, "ALL"):
+        with pytest.raises(InputError, match="spans must be"):
+            mod.moderate(text, spans=bad)
+
+
+def test_all_mode_reads_the_text_windows_not_the_sentence_segments(tokenizer):
+    windows = encode_windows(tokenizer, ["one. two. three.", "a b c d e f g h i j k l m n o p q r s t u v w x y z"])
+    # text 0 is one window and three sentences; text 1 is one sentence over several windows
+    assert windows.n_text_windows == len(windows.ids) - 3 and list(windows.owner[windows.n_text_windows :]) == [0, 0, 0]
+    assert list(windows.owner[: windows.n_text_windows]).count(1) > 1
+
+
+def test_span_thresholds_are_tuned_into_an_exported_package(span_package, tmp_path):
+    import json
+    import shutil
+
+    from moderation.runtime import Moderator
+    from moderation.training.spans import tune_package_span_thresholds
+
+    package = tmp_path / "pkg"
+    shutil.copytree(span_package, package)
+    posts = [("you are an idiot", [8, 9, 10, 11, 12, 13, 14, 15]), ("have a lovely day", [])] * 3
+    table = tune_package_span_thresholds(package, posts, log=lambda *a: None)
+    assert {"threshold", "threshold_all", "trial_f1", "trial_f1_all", "tuned_on"} <= set(table)
+    mod = Moderator.load(package)  # the rewritten manifest still verifies every file
+    assert (mod.span_threshold, mod.span_threshold_all) == (table["threshold"], table["threshold_all"])
+    assert json.loads((package / "manifest.json").read_text())["version"] == Moderator.load(span_package).version
+
+
 def test_spans_survive_long_texts_split_into_windows(span_package):
     from moderation.runtime import Moderator
 

@@ -355,12 +355,15 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, taxonomy: Taxono
         atomic_write_text(work / "thresholds.json", json.dumps(thresholds.to_json(taxonomy.names), indent=2) + "\n")
         test_report = evaluate_examples(runtime.score, test, taxonomy, thresholds)[0] if test else None
         if model.span_head is not None and span_validation:
+            from moderation.spans import ALL
             from moderation.training.spans import tune_runtime_span_threshold
 
-            log(f"tuning the span threshold on {len(span_validation)} SemEval trial posts through the runtime…")
+            log(f"tuning the span thresholds on {len(span_validation)} SemEval trial posts through the runtime…")
             tuned = Moderator.load(work, verify=False)  # with the thresholds just tuned: spans follow the flags
             best, by_threshold = tune_runtime_span_threshold(tuned, span_validation)
+            best_all, by_threshold_all = tune_runtime_span_threshold(tuned, span_validation, mode=ALL)
             info["spans"] = {**info["spans"], "threshold": best, "trial_f1": round(by_threshold[best], 4),
+                             "threshold_all": best_all, "trial_f1_all": round(by_threshold_all[best_all], 4),
                              "tuned_on": f"SemEval-2021 Task 5 trial ({len(span_validation)} posts)"}
         if test_report is not None:
             atomic_write_text(work / "card.md", _card(taxonomy, info, test_report, parity, sources, templates,

@@ -28,7 +28,7 @@ from torch import nn
 
 from moderation.errors import ConfigError
 from moderation.training.policy import PolicyModel, SpanHead
-from moderation.spans import token_char_ranges, spans_from_token_probs, char_f1
+from moderation.spans import ALL, FLAGGED, char_f1, spans_from_token_probs, token_char_ranges
 from moderation.training.data import _read_csv, normalise_for_dedup, reserved_benchmark_keys, semeval_spans
 from moderation.windows import normalizer_for
 
@@ -246,17 +246,44 @@ def add_span_head(checkpoint: str | Path, out_dir: str | Path, data_dir: str | P
     return report
 
 
-def tune_runtime_span_threshold(moderator, posts: list[tuple[str, list[int]]], grid=THRESHOLD_GRID) -> tuple[float, dict]:
+def tune_runtime_span_threshold(moderator, posts: list[tuple[str, list[int]]], grid=THRESHOLD_GRID,
+                                mode: str = FLAGGED) -> tuple[float, dict]:
     """The span threshold with the best SemEval F1 on `posts` (the trial file) through the runtime itself:
     windows, sentence segments and the flag gate included, which the head's own training loop does not see
-    (there, 0.15 won; through the runtime a higher one does). Returns (threshold, F1 per threshold)."""
+    (there, 0.15 won; through the runtime a higher one does). mode=ALL tunes the threshold of
+    `moderate(spans="all")` instead. Returns (threshold, F1 per threshold); the moderator keeps the best."""
+    attribute = "span_threshold_all" if mode == ALL else "span_threshold"
     texts, gold = [t for t, _ in posts], [set(g) for _, g in posts]
     scores = {}
     for t in grid:
-        moderator.span_threshold = t
+        setattr(moderator, attribute, t)
         pred = [{i for s in r.spans if s.category in SPAN_CATEGORIES for i in range(s.start, s.end)}
-                for r in moderator.moderate(texts, spans=True)]
+                for r in moderator.moderate(texts, spans=mode)]
         scores[t] = semeval_f1(pred, gold)
     best = max(scores, key=scores.get)
-    moderator.span_threshold = best
+    setattr(moderator, attribute, best)
     return best, scores
+
+
+def tune_package_span_thresholds(package: Path, posts: list[tuple[str, list[int]]], log=print) -> dict:
+    """Tune both span thresholds of an exported package on `posts` (the SemEval trial file, never the test
+    file) and write them into its manifest. Weights, graph and classification thresholds are untouched: the
+    thresholds only decide which of the head's marks become spans. Returns the manifest's new spans table."""
+    from moderation.package import MANIFEST, write_manifest
+    from moderation.runtime import Moderator
+
+    moderator = Moderator.load(package)  # verifies every file against the manifest first
+    if not moderator.span_categories:
+        raise ConfigError(f"{package}: this package has no span head; train one with `moderate train spans`")
+    table = dict(moderator.manifest["spans"])
+    for mode, key in ((FLAGGED, "threshold"), (ALL, "threshold_all")):
+        log(f"tuning the {mode} span threshold on {len(posts)} posts…")
+        best, by_threshold = tune_runtime_span_threshold(moderator, posts, mode=mode)
+        table[key], table[f"trial_f1{'' if mode == FLAGGED else '_all'}"] = best, round(by_threshold[best], 4)
+        log(f"  {mode}: threshold {best}, trial F1 {by_threshold[best]:.4f}")
+    table["tuned_on"] = f"SemEval-2021 Task 5 trial ({len(posts)} posts)"
+    manifest = json.loads((Path(package) / MANIFEST).read_text(encoding="utf-8"))
+    info = {k: v for k, v in manifest.items() if k not in ("format", "files")}
+    info["spans"] = table
+    write_manifest(Path(package), info)
+    return table
