@@ -65,6 +65,8 @@ RECIPES = {r.name: r for r in [
     Recipe("spam_misinfo_selfharm", SPAM_MISINFO, self_harm_frames=True),
     Recipe("all_candidate_families", SPAM_MISINFO + VEILED, self_harm_frames=True),
     Recipe("heldout_control", exclude=HELDOUT, candidate=False),
+    # spam_only without the held-out sources: do the spam templates lift the YouTube held-out row?
+    Recipe("heldout_spam_only", SPAM_MISINFO[:2], exclude=HELDOUT, candidate=False),
 ]}
 
 
