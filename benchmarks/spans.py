@@ -185,8 +185,8 @@ def card_section(report: dict, manifest_spans: dict) -> str:
         f"| `spans=\"all\"`: trial (tuned on) | {q['all_mode']['trial']['f1']:.3f} |", "",
         ("Below" if q["test"]["f1"] < 0.70 else "At or above") + " the 0.70 target (the task's best system: 0.708). "
         f"{q['test']['posts_with_gold_but_no_prediction']} "
-        "test posts with gold spans get none: spans are given only for flagged categories, and those posts are not "
-        f"flagged. Spans mislead where the scores do: {audit['benign_identity_statements_flagged']} of "
+        "test posts with gold spans get none with `spans=True`: it gives spans only for flagged categories, and those "
+        f"posts are not flagged (`spans=\"all\"` leaves {q['all_mode']['test']['posts_with_gold_but_no_prediction']}). Spans mislead where the scores do: {audit['benign_identity_statements_flagged']} of "
         f"{audit['benign_identity_statements']} benign identity statements are flagged, and their spans point at the "
         "identity word. Reproduce: `" + report["command"].replace("python ", ".venv/bin/python ", 1) + "`.",
     ]
