@@ -24,7 +24,7 @@ import numpy as np
 
 from moderation.errors import ModerationError
 from moderation.package import ModelPackageError, read_manifest
-from moderation.spans import ALL, CATEGORY_TOKENS, FLAGGED, SEGMENT, SPAN_HEAD, Span, merge_spans, span_mode, spans_from_token_probs
+from moderation.spans import ALL, CATEGORY_TOKENS, FLAGGED, SEGMENT, SPAN_HEAD, SPAN_MODES, Span, merge_spans, span_mode, spans_from_token_probs
 from moderation.taxonomy import load_taxonomy
 from moderation.windows import encode_windows, length_sorted_batches, load_tokenizer, max_over_windows, pad_batch, sentence_mode
 
@@ -205,8 +205,8 @@ class Moderator:
 
         mode=ALL: the head's categories get the head's spans whether flagged or not, from the text's windows
         (not its sentence segments) at `span_threshold_all`; the other categories as above."""
-        if mode not in (FLAGGED, ALL):
-            raise InputError(f"span mode must be {FLAGGED!r} or {ALL!r}, got {mode!r}")
+        if mode not in SPAN_MODES:
+            raise InputError(f"span mode must be one of {SPAN_MODES}, got {mode!r}")
         texts = self._check(texts)
         if not self.has_token_probs:
             raise ModelPackageError(f"{self.package_dir}: this package's graph has no per-token output (packages "

@@ -46,6 +46,8 @@ import numpy as np
 from fastapi import Request  # module level: FastAPI resolves the handlers' (string) annotations here
 from pydantic import BaseModel, ConfigDict
 
+from moderation.spans import span_mode
+
 TOKEN_ENV = "MODERATION_API_TOKEN"
 
 
@@ -231,8 +233,7 @@ def create_app(moderator, config: ServeConfig | None = None, token: str | None =
                 return error(400, f"model {moderator.version} has no per-token output, so no spans; export it again", "spans")
             # on the batcher's thread, which owns the ONNX session; not merged with other requests' batches
             loop = asyncio.get_running_loop()
-            mode = "flagged" if body.spans is True else body.spans
-            scores, found = await loop.run_in_executor(batcher.pool, moderator.score_with_spans, texts, mode)
+            scores, found = await loop.run_in_executor(batcher.pool, moderator.score_with_spans, texts, span_mode(body.spans))
         else:
             scores, found = await batcher.score(texts), None
         results = []

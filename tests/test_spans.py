@@ -232,7 +232,7 @@ def test_all_mode_adds_the_heads_marks_where_nothing_is_flagged_and_refuses_unkn
             mod.moderate(text, spans=bad)
 
 
-def test_all_mode_reads_the_text_windows_not_the_sentence_segments(tokenizer):
+def test_windows_say_where_the_sentence_segments_start(tokenizer):  # what spans="all" skips
     windows = encode_windows(tokenizer, ["one. two. three.", "a b c d e f g h i j k l m n o p q r s t u v w x y z"])
     # text 0 is one window and three sentences; text 1 is one sentence over several windows
     assert windows.n_text_windows == len(windows.ids) - 3 and list(windows.owner[windows.n_text_windows :]) == [0, 0, 0]

@@ -269,7 +269,7 @@ def tune_package_span_thresholds(package: Path, posts: list[tuple[str, list[int]
     """Tune both span thresholds of an exported package on `posts` (the SemEval trial file, never the test
     file) and write them into its manifest. Weights, graph and classification thresholds are untouched: the
     thresholds only decide which of the head's marks become spans. Returns the manifest's new spans table."""
-    from moderation.package import MANIFEST, write_manifest
+    from moderation.package import write_manifest
     from moderation.runtime import Moderator
 
     moderator = Moderator.load(package)  # verifies every file against the manifest first
@@ -282,8 +282,7 @@ def tune_package_span_thresholds(package: Path, posts: list[tuple[str, list[int]
         table[key], table[f"trial_f1{'' if mode == FLAGGED else '_all'}"] = best, round(by_threshold[best], 4)
         log(f"  {mode}: threshold {best}, trial F1 {by_threshold[best]:.4f}")
     table["tuned_on"] = f"SemEval-2021 Task 5 trial ({len(posts)} posts)"
-    manifest = json.loads((Path(package) / MANIFEST).read_text(encoding="utf-8"))
-    info = {k: v for k, v in manifest.items() if k not in ("format", "files")}
+    info = {k: v for k, v in moderator.manifest.items() if k not in ("format", "files")}
     info["spans"] = table
     write_manifest(Path(package), info)
     return table
