@@ -54,12 +54,16 @@ class Recipe:
     exclude: tuple[str, ...] = ()
     epochs: int = 2
     candidate: bool = True  # False: trained for a measurement only (control, held-out)
+    seed: int = 0  # the training seed (head init, batch order, dropout); the data splits never change with it
 
 
 SPAM_MISINFO = ("spam_schemes", "spam_look_alikes", "misinformation_claims", "true_statements")
 VEILED = ("threat_veiled_more", "veiled_more_look_alikes")
 RECIPES = {r.name: r for r in [
     Recipe("control", candidate=False),
+    # the control again with another training seed: how far the suite and the gate move between two runs of
+    # one recipe, which is what a candidate's gain must beat (plan recipe-sweep-2026-12-01c)
+    Recipe("control_seed1", candidate=False, seed=1),
     Recipe("spam_only", SPAM_MISINFO[:2]),  # the one family pair that gained in both CPU runs (2026-11-30, 12-01)
     Recipe("spam_misinfo", SPAM_MISINFO),
     Recipe("spam_misinfo_selfharm", SPAM_MISINFO, self_harm_frames=True),
@@ -113,7 +117,7 @@ def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | N
     tax = load_taxonomy()
     examples = load_examples(taxonomy=tax, seed=0)[::every]  # every > 1: smoke runs only
     tcfg = TrainingSetConfig(exclude_sources=recipe.exclude)
-    cfg = SFTConfig(epochs=recipe.epochs, max_per_source=4000, seed=0, checkpoint_every=1000, max_steps=max_steps,
+    cfg = SFTConfig(epochs=recipe.epochs, max_per_source=4000, seed=recipe.seed, checkpoint_every=1000, max_steps=max_steps,
                     bf16="off")  # fp32 like the CPU runs (0.5.1 trained on AVX2 cores, without bf16)
     started = time.time()
     summary = train_from_datasets(out / "ckpt", examples, tax.names, tcfg, cfg, device=device, log=lambda m: print(f"[{recipe.name}] {m}", flush=True))
