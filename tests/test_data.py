@@ -171,3 +171,15 @@ def test_no_semeval_span_test_post_reaches_any_split():
     kept = load_examples(root, sources=["toxic_spans", "jigsaw_toxic_sample"])
     assert not {normalise_for_dedup(e.text) for e in kept} & reserved
     assert len(kept) >= len(raw) - len(raw & reserved)
+
+
+def test_semeval_span_files_are_read_by_name_and_an_unknown_one_is_refused():
+    """The train file (gzipped) reads like the others; its counts are the README's (485 empty-gold posts)."""
+    from moderation.training.data import semeval_spans
+
+    root = resolve_data_dir(data_dir())
+    train = semeval_spans(root, "train")
+    assert len(train) == 7939 and sum(1 for _, gold in train if not gold) == 485
+    assert all(0 <= i < len(text) for text, gold in train for i in gold)
+    with pytest.raises(DataError, match="SemEval span file must be one of .*got 'dev'"):
+        semeval_spans(root, "dev")

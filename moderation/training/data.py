@@ -699,11 +699,15 @@ def semeval_span_test(root: Path) -> list[tuple[str, list[int]]]:
     return semeval_spans(root, "test")
 
 
+SEMEVAL_SPAN_FILES = {"train": "semeval2021_tsd_train.csv.gz", "trial": "semeval2021_tsd_trial.csv",
+                      "test": "semeval2021_tsd_test.csv"}
+
+
 def semeval_spans(root: Path, part: str) -> list[tuple[str, list[int]]]:
-    """An official SemEval-2021 Task 5 file ("trial" or "test"): (text, gold toxic character offsets)."""
-    if part not in ("trial", "test"):
-        raise DataError(f"SemEval span file must be trial or test, got {part!r}")
-    path = _require(root / "toxic_spans" / f"semeval2021_tsd_{part}.csv")
+    """An official SemEval-2021 Task 5 file ("train", "trial" or "test"): (text, gold toxic character offsets)."""
+    if part not in SEMEVAL_SPAN_FILES:
+        raise DataError(f"SemEval span file must be one of {sorted(SEMEVAL_SPAN_FILES)}, got {part!r}")
+    path = _require(root / "toxic_spans" / SEMEVAL_SPAN_FILES[part])
     out = []
     for i, row in enumerate(_read_csv(path)):
         try:
