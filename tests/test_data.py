@@ -183,3 +183,20 @@ def test_semeval_span_files_are_read_by_name_and_an_unknown_one_is_refused():
     assert all(0 <= i < len(text) for text, gold in train for i in gold)
     with pytest.raises(DataError, match="SemEval span file must be one of .*got 'dev'"):
         semeval_spans(root, "dev")
+
+
+def test_span_head_validates_on_the_official_trial_file_and_trains_on_neither_trial_nor_test():
+    """Validation is the trial file row for row (so a head's trial F1 is the benchmark's own number); no
+    training post shares its text with a trial or test post."""
+    from moderation.training.data import normalise_for_dedup, reserved_benchmark_keys, semeval_spans
+    from moderation.training.spans import load_span_posts
+
+    root = resolve_data_dir(data_dir())
+    posts = load_span_posts(root)
+    trial = semeval_spans(root, "trial")
+    val = [p for p in posts if p.split == "validation"]
+    assert [(p.text, sorted(p.semeval_gold)) for p in val] == [(t, sorted(g)) for t, g in trial]
+    train_keys = {normalise_for_dedup(p.text) for p in posts if p.split == "train"}
+    assert len(train_keys) > 12000 and all(p.raters for p in posts if p.split == "train")
+    assert not train_keys & {normalise_for_dedup(t) for t, _ in trial}
+    assert not train_keys & reserved_benchmark_keys(root)
