@@ -202,6 +202,26 @@ def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
     return (max(eligible)[2] if eligible else None), why
 
 
+def seed_spread(a: dict, b: dict) -> dict:
+    """How far two runs of one recipe (two training seeds) differ: suite, per capability, gate categories with
+    at least MIN_GATE_POSITIVES positives, validation macro; and the bars the 2026-12-01c plan derives from that
+    for the next sweep (benchmarks/results/training/recipe-sweep-2026-12-01c.plan.md)."""
+    caps = {c: b["behavioural"]["capabilities"][c]["passed"] - v["passed"] for c, v in a["behavioural"]["capabilities"].items()}
+    gate = {c: round(b["gate"][c]["auprc"] - v["auprc"], 4) for c, v in a["gate"].items()
+            if v["auprc"] is not None and b["gate"][c]["auprc"] is not None and v.get("positives", 0) >= MIN_GATE_POSITIVES}
+    suite = b["behavioural"]["passed"] - a["behavioural"]["passed"]
+    validation = round(b["best_val_macro_auprc"] - a["best_val_macro_auprc"], 4)
+    largest_cap = max((abs(v) for v in caps.values()), default=0)
+    largest_gate = max((abs(v) for v in gate.values()), default=0.0)
+    return {"suite": suite, "capabilities": caps, "gate": gate, "validation_macro": validation,
+            "capability_cases_moved": sum(abs(v) for v in caps.values()),
+            "next_sweep_bars": {"min_suite_gain": max(MIN_SUITE_GAIN, 2 * abs(suite)),
+                                "max_capability_loss": max(MAX_CAPABILITY_LOSS, largest_cap),
+                                "max_gate_drop": max(MAX_GATE_DROP, largest_gate),
+                                "max_validation_drop": max(MAX_VALIDATION_DROP, abs(validation)),
+                                "two_seeds_per_candidate": abs(suite) >= 4}}
+
+
 def hand_back(ckpt: Path, out: Path) -> list[str]:
     """fp16 copy of the weights (small tensors, e.g. calibration, stay fp32), cut into parts under 16 MiB."""
     from safetensors.torch import load_file, save_file
@@ -291,6 +311,10 @@ def main() -> None:
     e.add_argument("--as", dest="name", choices=list(RECIPES), required=True)
     e.add_argument("--work", type=Path, required=True)
     e.add_argument("--device", default="cpu")
+    sp = sub.add_parser("spread", help="how far two runs of one recipe differ (default: control and control_seed1)")
+    sp.add_argument("--work", type=Path, required=True)
+    sp.add_argument("--out", type=Path, required=True)
+    sp.add_argument("--runs", nargs=2, default=["control", "control_seed1"])
     c = sub.add_parser("choose", help="apply the selection rule to the results under --work")
     c.add_argument("--work", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
@@ -319,6 +343,11 @@ def main() -> None:
         chosen, why = choose(results)
         args.out.write_text(json.dumps({"chosen": chosen, "rule": why, "results": results}, indent=1))
         print(json.dumps({"chosen": chosen, "rule": why}, indent=1))
+    elif args.cmd == "spread":
+        a, b = (json.loads((args.work / n / "result.json").read_text()) for n in args.runs)
+        spread = seed_spread(a, b)
+        args.out.write_text(json.dumps({"runs": args.runs, "spread": spread, "results": dict(zip(args.runs, (a, b)))}, indent=1))
+        print(json.dumps(spread, indent=1))
     else:
         assemble(args.files, args.to)
 

@@ -47,3 +47,16 @@ def test_a_category_with_too_few_gate_positives_cannot_veto():
 def test_control_and_measurement_only_recipes_are_never_candidates():
     assert not sweep.RECIPES["control"].candidate and not sweep.RECIPES["heldout_control"].candidate
     assert set(sweep.RECIPES["heldout_control"].exclude) == set(sweep.HELDOUT)
+
+
+def test_seed_spread_raises_the_bars_only_as_far_as_two_runs_of_one_recipe_differ():
+    quiet = sweep.seed_spread(_result(0.40, 0.70, 300), _result(0.41, 0.701, 301, insults=11))
+    assert quiet["suite"] == 1 and quiet["capabilities"] == {"insult_no_identity": 1, "spam": 0}
+    assert "self_harm" not in quiet["gate"]  # 9 positives: not a bar
+    assert quiet["next_sweep_bars"] == {"min_suite_gain": 4, "max_capability_loss": 2, "max_gate_drop": 0.03,
+                                        "max_validation_drop": 0.005, "two_seeds_per_candidate": False}
+    noisy = sweep.seed_spread(_result(0.40, 0.70, 300), _result(0.35, 0.69, 295, insults=6))
+    bars = noisy["next_sweep_bars"]
+    assert bars["min_suite_gain"] == 10 and bars["max_capability_loss"] == 4 and bars["two_seeds_per_candidate"]
+    assert bars["max_gate_drop"] == 0.05 and bars["max_validation_drop"] == 0.01
+    assert sweep.RECIPES["control_seed1"].seed == 1 and not sweep.RECIPES["control_seed1"].candidate
