@@ -65,6 +65,7 @@ RECIPES = {r.name: r for r in [
     # one recipe, which is what a candidate's gain must beat (plan recipe-sweep-2026-12-01c)
     Recipe("control_seed1", candidate=False, seed=1),
     Recipe("spam_only", SPAM_MISINFO[:2]),  # the one family pair that gained in both CPU runs (2026-11-30, 12-01)
+    Recipe("spam_only_seed1", SPAM_MISINFO[:2], seed=1),  # its second seed (MIN_SEEDS)
     Recipe("spam_misinfo", SPAM_MISINFO),
     Recipe("spam_misinfo_selfharm", SPAM_MISINFO, self_harm_frames=True),
     Recipe("all_candidate_families", SPAM_MISINFO + VEILED, self_harm_frames=True),
@@ -165,41 +166,64 @@ def measure(recipe: Recipe, ckpt: Path, examples, out: Path, device: str, summar
 
 
 MIN_GATE_POSITIVES = 20  # as the promotion gate (moderation/training/gate.py): fewer cannot carry a veto
-MAX_GATE_DROP = 0.03
+# The bars below are the 2026-12-01c plan's, derived from how far the control moved between two training seeds
+# (benchmarks/results/training/recipe-sweep-2026-12-01c.json: suite -7, direct threats -4, gate violence -0.044).
+# Before it: gate 0.03, suite +4, capability -2, one seed; the verdicts recorded with those bars stand
+# (recipe-sweep-2026-12-01.json, -01b.json).
+MAX_GATE_DROP = 0.0437
 MAX_VALIDATION_DROP = 0.005
-MIN_SUITE_GAIN = 4
-MAX_CAPABILITY_LOSS = 2  # cases, as the shipping checklist
+MIN_SUITE_GAIN = 14
+MAX_CAPABILITY_LOSS = 4  # cases
+MIN_SEEDS = 2  # a candidate is trained with this many seeds and every one must pass against every control
+
+
+def family(name: str) -> str:
+    """'spam_only_seed1' -> 'spam_only': the runs of one recipe under different training seeds."""
+    return name.split("_seed")[0]
+
+
+def judge(control: dict, r: dict) -> tuple[bool, str]:
+    """One candidate run against one control run."""
+    drops = {c: round(control["gate"][c]["auprc"] - v["auprc"], 4) for c, v in r["gate"].items()
+             if v["auprc"] is not None and control["gate"][c]["auprc"] is not None
+             and v.get("positives", MIN_GATE_POSITIVES) >= MIN_GATE_POSITIVES}
+    worst = max(drops, key=drops.get)
+    val_drop = control["best_val_macro_auprc"] - r["best_val_macro_auprc"]
+    gain = r["behavioural"]["passed"] - control["behavioural"]["passed"]
+    caps = r["behavioural"].get("capabilities", {})
+    losses = {c: control["behavioural"]["capabilities"][c]["passed"] - v["passed"] for c, v in caps.items()}
+    worst_cap = max(losses, key=losses.get) if losses else None
+    cap_ok = worst_cap is None or losses[worst_cap] <= MAX_CAPABILITY_LOSS
+    ok = drops[worst] <= MAX_GATE_DROP and val_drop <= MAX_VALIDATION_DROP and gain >= MIN_SUITE_GAIN and cap_ok
+    return ok, (f"worst gate drop {worst} {drops[worst]:+.4f}, validation macro drop {val_drop:+.4f}, suite {gain:+d}"
+                + (f", worst capability {worst_cap} -{losses[worst_cap]}" if worst_cap and losses[worst_cap] > 0 else ""))
 
 
 def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
-    """The selection rule, in code. Changes since the 2026-12-01 plan (whose verdict was reached with the first
-    version, commit d6f9a44): a category with fewer than MIN_GATE_POSITIVES gate positives cannot veto (its 9
-    self_harm positives moved AUPRC by 0.12 while validation's 31 did not move), and no capability may lose more
-    than MAX_CAPABILITY_LOSS cases (the shipping checklist's bar, now checked before any export)."""
-    control = results.get("control")
-    if control is None:
+    """The selection rule, in code. A candidate recipe is eligible when it has MIN_SEEDS runs and every run
+    passes `judge` against every control run (`control`, `control_seed1`, ...); among eligible recipes, the one
+    whose worst run passes most suite cases wins. Earlier versions (commits d6f9a44, af3f2e3) compared one run
+    with one control; a seed alone moved the control's suite by 7 cases, more than their +4 bar."""
+    controls = {n: r for n, r in results.items() if family(n) == "control"}
+    if not controls:
         return None, ["no control result: nothing can be compared"]
     why, eligible = [], []
-    for name, r in results.items():
-        if not RECIPES[name].candidate:
-            continue
-        drops = {c: round(control["gate"][c]["auprc"] - v["auprc"], 4) for c, v in r["gate"].items()
-                 if v["auprc"] is not None and control["gate"][c]["auprc"] is not None
-                 and v.get("positives", MIN_GATE_POSITIVES) >= MIN_GATE_POSITIVES}
-        worst = max(drops, key=drops.get)
-        val_drop = control["best_val_macro_auprc"] - r["best_val_macro_auprc"]
-        gain = r["behavioural"]["passed"] - control["behavioural"]["passed"]
-        caps = r["behavioural"].get("capabilities", {})
-        losses = {c: control["behavioural"]["capabilities"][c]["passed"] - v["passed"] for c, v in caps.items()}
-        worst_cap = max(losses, key=losses.get) if losses else None
-        cap_ok = worst_cap is None or losses[worst_cap] <= MAX_CAPABILITY_LOSS
-        ok = drops[worst] <= MAX_GATE_DROP and val_drop <= MAX_VALIDATION_DROP and gain >= MIN_SUITE_GAIN and cap_ok
-        why.append(f"{name}: worst gate drop {worst} {drops[worst]:+.4f}, validation macro drop {val_drop:+.4f}, "
-                   f"suite {gain:+d}" + (f", worst capability {worst_cap} -{losses[worst_cap]}" if worst_cap and losses[worst_cap] > 0 else "")
-                   + f" -> {'eligible' if ok else 'refused'}")
+    runs: dict[str, list[str]] = {}
+    for name in results:
+        if RECIPES[name].candidate:
+            runs.setdefault(family(name), []).append(name)
+    for recipe, names in runs.items():
+        verdicts = [(judge(c, results[n]), n, cn) for n in names for cn, c in controls.items()]
+        ok = len(names) >= MIN_SEEDS and all(v[0][0] for v in verdicts)
+        why += [f"{n} vs {cn}: {text}" for (_, text), n, cn in verdicts]
+        why.append(f"{recipe}: {len(names)} seed(s) of {MIN_SEEDS} -> {'eligible' if ok else 'refused'}")
         if ok:
-            eligible.append((r["behavioural"]["passed"], sum(v["auprc"] or 0 for v in r["gate"].values()), name))
+            worst = min(names, key=lambda n: results[n]["behavioural"]["passed"])
+            eligible.append((results[worst]["behavioural"]["passed"], sum(v["auprc"] or 0 for v in results[worst]["gate"].values()), recipe))
     return (max(eligible)[2] if eligible else None), why
+
+
+SPREAD_FLOORS = {"min_suite_gain": 4, "max_capability_loss": 2, "max_gate_drop": 0.03, "max_validation_drop": 0.005}
 
 
 def seed_spread(a: dict, b: dict) -> dict:
@@ -215,10 +239,10 @@ def seed_spread(a: dict, b: dict) -> dict:
     largest_gate = max((abs(v) for v in gate.values()), default=0.0)
     return {"suite": suite, "capabilities": caps, "gate": gate, "validation_macro": validation,
             "capability_cases_moved": sum(abs(v) for v in caps.values()),
-            "next_sweep_bars": {"min_suite_gain": max(MIN_SUITE_GAIN, 2 * abs(suite)),
-                                "max_capability_loss": max(MAX_CAPABILITY_LOSS, largest_cap),
-                                "max_gate_drop": max(MAX_GATE_DROP, largest_gate),
-                                "max_validation_drop": max(MAX_VALIDATION_DROP, abs(validation)),
+            "next_sweep_bars": {"min_suite_gain": max(SPREAD_FLOORS["min_suite_gain"], 2 * abs(suite)),
+                                "max_capability_loss": max(SPREAD_FLOORS["max_capability_loss"], largest_cap),
+                                "max_gate_drop": max(SPREAD_FLOORS["max_gate_drop"], largest_gate),
+                                "max_validation_drop": max(SPREAD_FLOORS["max_validation_drop"], abs(validation)),
                                 "two_seeds_per_candidate": abs(suite) >= 4}}
 
 

@@ -19,28 +19,38 @@ def _result(gate_violence: float, val: float, passed: int, insults: int = 10, ga
     return {"gate": gate, "best_val_macro_auprc": val, "behavioural": {"passed": passed, "capabilities": caps}}
 
 
-def test_rule_chooses_the_candidate_that_gains_cases_without_losing_auprc():
-    chosen, why = sweep.choose({"control": _result(0.40, 0.70, 300), "spam_misinfo": _result(0.39, 0.699, 305),
-                                "spam_misinfo_selfharm": _result(0.40, 0.70, 308)})
-    assert chosen == "spam_misinfo_selfharm"
-    assert len(why) == 2 and all("eligible" in w for w in why)
+def test_rule_chooses_a_candidate_whose_every_seed_beats_every_control(monkeypatch):
+    monkeypatch.setitem(sweep.RECIPES, "spam_misinfo_seed1", sweep.Recipe("spam_misinfo_seed1", seed=1))
+    monkeypatch.setitem(sweep.RECIPES, "spam_misinfo_selfharm_seed1", sweep.Recipe("spam_misinfo_selfharm_seed1", seed=1))
+    controls = {"control": _result(0.40, 0.70, 300), "control_seed1": _result(0.38, 0.70, 293)}
+    chosen, why = sweep.choose({**controls, "spam_misinfo": _result(0.39, 0.699, 315), "spam_misinfo_seed1": _result(0.40, 0.70, 316),
+                                "spam_misinfo_selfharm": _result(0.40, 0.70, 320), "spam_misinfo_selfharm_seed1": _result(0.40, 0.70, 318)})
+    assert chosen == "spam_misinfo_selfharm"  # its worse seed (318) beats the other's worse seed (315)
+    assert [w for w in why if "seed(s)" in w] == ["spam_misinfo: 2 seed(s) of 2 -> eligible",
+                                                  "spam_misinfo_selfharm: 2 seed(s) of 2 -> eligible"]
+    assert sum("vs control" in w for w in why) == 8  # each of the 4 runs against each of the 2 controls
 
 
-def test_rule_refuses_a_gate_loss_a_validation_loss_or_too_small_a_gain(monkeypatch):
+def test_rule_refuses_one_seed_a_gate_loss_a_validation_loss_or_too_small_a_gain(monkeypatch):
+    for name in ("spam_misinfo_seed1", "spam_misinfo_selfharm_seed1", "all_candidate_families_seed1", "only_spam", "only_spam_seed1"):
+        monkeypatch.setitem(sweep.RECIPES, name, sweep.Recipe(name, seed=1))
+    good = _result(0.40, 0.70, 320)
     results = {"control": _result(0.40, 0.70, 300),
-               "spam_misinfo": _result(0.35, 0.70, 320),  # violence gate AUPRC -0.05 (0.5.3's failure)
-               "spam_misinfo_selfharm": _result(0.40, 0.69, 320),  # validation macro -0.01
-               "all_candidate_families": _result(0.40, 0.70, 303),  # +3 cases only
-               "spam_misinfo_only_spam": _result(0.40, 0.70, 320, insults=7)}  # insults lose 3 cases
-    monkeypatch.setitem(sweep.RECIPES, "spam_misinfo_only_spam", sweep.Recipe("spam_misinfo_only_spam"))
+               "spam_only": _result(0.40, 0.70, 330),  # one seed only
+               "spam_misinfo": good, "spam_misinfo_seed1": _result(0.35, 0.70, 320),  # violence gate -0.05 in one seed
+               "spam_misinfo_selfharm": good, "spam_misinfo_selfharm_seed1": _result(0.40, 0.69, 320),  # validation -0.01
+               "all_candidate_families": good, "all_candidate_families_seed1": _result(0.40, 0.70, 313),  # +13 only
+               "only_spam": good, "only_spam_seed1": _result(0.40, 0.70, 320, insults=5)}  # insults lose 5 cases
     chosen, why = sweep.choose(results)
-    assert chosen is None and all("refused" in w for w in why)
+    assert chosen is None and all("refused" in w for w in why if "seed(s)" in w)
     assert sweep.choose({"spam_misinfo": _result(0.4, 0.7, 350)})[0] is None  # no control, no choice
 
 
-def test_a_category_with_too_few_gate_positives_cannot_veto():
+def test_a_category_with_too_few_gate_positives_cannot_veto(monkeypatch):
     """9 self_harm gate positives: one swapped rank moves AUPRC by 0.1; the promotion gate needs 20 too."""
-    chosen, _ = sweep.choose({"control": _result(0.40, 0.70, 300), "spam_misinfo": _result(0.40, 0.70, 305, gate_self_harm=0.7)})
+    monkeypatch.setitem(sweep.RECIPES, "spam_misinfo_seed1", sweep.Recipe("spam_misinfo_seed1", seed=1))
+    chosen, _ = sweep.choose({"control": _result(0.40, 0.70, 300), "spam_misinfo": _result(0.40, 0.70, 315, gate_self_harm=0.7),
+                              "spam_misinfo_seed1": _result(0.40, 0.70, 315)})
     assert chosen == "spam_misinfo"
 
 
