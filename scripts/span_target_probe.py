@@ -86,40 +86,20 @@ def gold_targets(post, ranges, share: np.ndarray, gold: frozenset[int], variant:
     return hard if variant == "gold" else 0.5 * (share + hard)
 
 
-def train_head(hidden, targets, val_hidden, val_texts, val_ranges, val_gold, seed: int, epochs: int = 10) -> dict:
-    """moderation.training.spans.train_span_head's loop, on precomputed hidden states and given targets."""
+def train_head(hidden, targets, val_hidden, val_texts, val_ranges, val_gold, seed: int) -> dict:
+    """`moderate train spans`'s own loop (fit_span_head, default config) with the given targets and seed."""
     import torch
-    from torch import nn
 
-    from moderation.training.policy import SpanHead
-    from moderation.training.spans import THRESHOLD_GRID, predicted_chars, semeval_f1
+    from moderation.training.spans import SpanHeadConfig, fit_span_head, predicted_chars
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    head = SpanHead(hidden[0].shape[-1], 256, targets[0].shape[1])
-    opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=0.01)
-    best: dict = {"f1": -1.0}
-    for epoch in range(1, epochs + 1):
-        head.train()
-        order = rng.permutation(len(hidden))
-        for i in range(0, len(order), 64):
-            index = order[i : i + 64]
-            p = head(torch.cat([hidden[j] for j in index]))
-            loss = nn.functional.binary_cross_entropy(p, torch.from_numpy(np.concatenate([targets[j] for j in index])))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        head.eval()
-        with torch.no_grad():
-            probs = [head(h).numpy() for h in val_hidden]
-        for t in THRESHOLD_GRID:
-            chars = predicted_chars(val_texts, val_ranges, probs, t)
-            f1 = semeval_f1(chars, val_gold)
-            if f1 > best["f1"]:
-                empty = [not c for c, g in zip(chars, val_gold) if not g]
-                best = {"f1": round(f1, 4), "epoch": epoch, "threshold": float(t),
-                        "empty_gold_correctly_empty": round(float(np.mean(empty)), 3)}
-    return best
+    head, threshold, history = fit_span_head(hidden, targets, val_hidden, val_texts, val_ranges, val_gold,
+                                             SpanHeadConfig(seed=seed), log=lambda m: None)
+    best = max(history, key=lambda h: h["val_f1"])
+    with torch.no_grad():
+        chars = predicted_chars(val_texts, val_ranges, [head(h).numpy() for h in val_hidden], threshold)
+    empty = [not c for c, g in zip(chars, val_gold) if not g]
+    return {"f1": round(best["val_f1"], 4), "epoch": best["epoch"], "threshold": threshold,
+            "empty_gold_correctly_empty": round(float(np.mean(empty)), 3)}
 
 
 def empty_gold_probe(hidden, is_empty, val_hidden, val_is_empty) -> dict:
@@ -158,7 +138,8 @@ def main() -> None:
     posts = load_span_posts(root)  # the SemEval test posts are already left out here
     train_gold = {normalise_for_dedup(t): frozenset(g) for t, g in semeval_spans(root, "train")}
     results: dict = {"command": "python scripts/span_target_probe.py " + " ".join(sys.argv[1:]),
-                     "policy": str(args.policy), "aggregation_train_file": aggregation_facts(posts, train_gold)}
+                     "policy": str(args.policy.resolve().relative_to(ROOT)) if args.policy.resolve().is_relative_to(ROOT) else str(args.policy),
+                     "aggregation_train_file": aggregation_facts(posts, train_gold)}
     print(json.dumps(results["aggregation_train_file"]), flush=True)
 
     policy = load_policy(args.policy)

@@ -181,8 +181,6 @@ def predicted_chars(texts, ranges, probs, threshold: float) -> list[set[int]]:
 def train_span_head(policy, posts: list[SpanPost], cfg: SpanHeadConfig = SpanHeadConfig(), log=print):
     """Train the head on the train posts; pick the epoch and the threshold by SemEval F1 on the trial posts.
     Returns (head, threshold, history)."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     train = [p for p in posts if p.split == "train"]
     val = [p for p in posts if p.split == "validation"]
     if not train or not val:
@@ -190,10 +188,21 @@ def train_span_head(policy, posts: list[SpanPost], cfg: SpanHeadConfig = SpanHea
     log(f"span head: {len(train)} train posts, {len(val)} validation (SemEval trial) posts")
     ids, ranges = encode_posts(policy, [p.text for p in train + val], cfg.max_length)
     hidden = hidden_states(policy, ids, log=log)
-    targets = [token_targets(p.char_targets(), r) for p, r in zip(train + val, ranges)]
     n_train = len(train)
-    val_gold = [set(p.semeval_gold) for p in val]
-    head = SpanHead(hidden[0].shape[-1], cfg.width, len(SPAN_CATEGORIES))
+    targets = [token_targets(p.char_targets(), r) for p, r in zip(train, ranges)]
+    return fit_span_head(hidden[:n_train], targets, hidden[n_train:], [p.text for p in val], ranges[n_train:],
+                         [set(p.semeval_gold) for p in val], cfg, log)
+
+
+def fit_span_head(hidden: list[torch.Tensor], targets: list[np.ndarray], val_hidden: list[torch.Tensor],
+                  val_texts: list[str], val_ranges: list[np.ndarray], val_gold: list[set[int]],
+                  cfg: SpanHeadConfig = SpanHeadConfig(), log=print):
+    """The training loop on precomputed hidden states and per-token targets (T, K); the epoch and the threshold
+    with the best SemEval F1 on the validation posts win. Returns (head, threshold, history)."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    n_train = len(hidden)
+    head = SpanHead(hidden[0].shape[-1], cfg.width, targets[0].shape[1])
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best = (-1.0, None, 0.5, 0)
     history = []
@@ -212,9 +221,8 @@ def train_span_head(policy, posts: list[SpanPost], cfg: SpanHeadConfig = SpanHea
             total += loss.item() * len(index)
         head.eval()
         with torch.no_grad():
-            probs = [head(hidden[n_train + j]).numpy() for j in range(len(val))]
-        scores = {t: semeval_f1(predicted_chars([p.text for p in val], ranges[n_train:], probs, t), val_gold)
-                  for t in THRESHOLD_GRID}
+            probs = [head(h).numpy() for h in val_hidden]
+        scores = {t: semeval_f1(predicted_chars(val_texts, val_ranges, probs, t), val_gold) for t in THRESHOLD_GRID}
         threshold = max(scores, key=scores.get)
         history.append({"epoch": epoch, "loss": total / n_train, "val_f1": scores[threshold], "threshold": float(threshold)})
         log(f"  epoch {epoch}: loss {total / n_train:.4f}, trial F1 {scores[threshold]:.4f} at threshold {threshold}")
@@ -222,7 +230,7 @@ def train_span_head(policy, posts: list[SpanPost], cfg: SpanHeadConfig = SpanHea
             best = (scores[threshold], {k: v.clone() for k, v in head.state_dict().items()}, float(threshold), epoch)
     head.load_state_dict(best[1])
     log(f"span head: best trial F1 {best[0]:.4f} at epoch {best[3]}, threshold {best[2]}")
-    return head, best[2], history
+    return head.eval(), best[2], history
 
 
 def add_span_head(checkpoint: str | Path, out_dir: str | Path, data_dir: str | Path | None = None,
