@@ -198,6 +198,41 @@ def make_soup(ingredients: list[Path], out: Path, examples, device: str = "cpu")
     return summary
 
 
+def test_report(runs: list[str], work: Path, device: str = "cpu") -> dict:
+    """The generalization benchmark's test-split measures for trained runs' torch weights, *after* a decision:
+    BPSN per identity group (hate), harm-preference accuracy on hh-rlhf, AUPRC on the ten original sources'
+    test items. Nothing here decides anything; `choose()` never reads it."""
+    import torch
+
+    from benchmarks.generalization import HARM, ORIGINAL_SOURCES, hh_pairs, identity_bias, preference_accuracy
+    from moderation.taxonomy import load_taxonomy
+    from moderation.training.data import load_examples, resolve_data_dir
+    from moderation.training.policy import PolicyModel
+
+    torch.set_num_threads(2)
+    tax = load_taxonomy()
+    cats = tax.names
+    data_dir = resolve_data_dir(None)
+    test = [e for e in load_examples(data_dir, taxonomy=tax) if e.split == "test"]
+    test_hate = [e for e in test if e.labels["hate"] is not None]
+    original = [e for e in test if e.source in ORIGINAL_SOURCES]
+    pairs = hh_pairs(data_dir)
+    harm = [cats.index(c) for c in HARM]
+    report = {}
+    for name in runs:
+        model = PolicyModel.load(work / name / "ckpt").to(device).eval()
+        score = lambda texts: model.predict_proba(list(texts), batch_size=256)  # noqa: E731
+        bias = identity_bias(score(e.text for e in test_hate), test_hate, cats.index("hate"))
+        chosen, rejected = (score(t)[:, harm].max(1) for t in ([c for c, _ in pairs], [r for _, r in pairs]))
+        report[name] = {"bpsn_generalized_mean": bias["generalized_mean"]["bpsn_auc"], "min_bpsn": bias["min_bpsn"],
+                        "bpsn": {g: r["bpsn_auc"] for g, r in bias["groups"].items()},
+                        "harm_preference_accuracy": preference_accuracy(chosen, rejected),
+                        "in_domain_original_sources": auprc_table(score(e.text for e in original), original, cats)}
+        print(f"[{name}] BPSN mean {report[name]['bpsn_generalized_mean']:.3f}, min {report[name]['min_bpsn']:.3f}, "
+              f"harm preference {report[name]['harm_preference_accuracy']:.3f}", flush=True)
+    return report
+
+
 # ---------------------------------------------------------------- the rule and the hand-back
 
 
@@ -386,6 +421,11 @@ def main() -> None:
     so.add_argument("--as", dest="name", choices=list(RECIPES), required=True)
     so.add_argument("--work", type=Path, required=True)
     so.add_argument("--device", default="cpu")
+    tr = sub.add_parser("test-report", help="test-split generalization measures of runs, reported after a decision")
+    tr.add_argument("runs", nargs="+")
+    tr.add_argument("--work", type=Path, required=True)
+    tr.add_argument("--out", type=Path, required=True)
+    tr.add_argument("--device", default="cpu")
     c = sub.add_parser("choose", help="apply the selection rule to the results under --work")
     c.add_argument("--work", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
@@ -422,6 +462,8 @@ def main() -> None:
         result = json.loads((out / "result.json").read_text())
         result["ingredients"] = summary["ingredients"]
         (out / "result.json").write_text(json.dumps(result, indent=1))
+    elif args.cmd == "test-report":
+        args.out.write_text(json.dumps(test_report(args.runs, args.work, args.device), indent=1))
     elif args.cmd == "choose":
         results = {p.parent.name: json.loads(p.read_text()) for p in sorted(args.work.glob("*/result.json"))}
         chosen, why = choose(results)
