@@ -72,9 +72,6 @@ RECIPES = {r.name: r for r in [
     Recipe("heldout_control", exclude=HELDOUT, candidate=False),
     # spam_only without the held-out sources: do the spam templates lift the YouTube held-out row?
     Recipe("heldout_spam_only", SPAM_MISINFO[:2], exclude=HELDOUT, candidate=False),
-    # the control's two seeds averaged weight by weight (`soup`): does a soup beat both of its ingredients?
-    # (plan recipe-sweep-2026-12-01e)
-    Recipe("control_soup", candidate=False),
 ]}
 
 
@@ -165,39 +162,6 @@ def measure(recipe: Recipe, ckpt: Path, examples, out: Path, device: str, summar
           f"suite {suite['passed']}/{suite['n']}", flush=True)
 
 
-def make_soup(ingredients: list[Path], out: Path, examples, device: str = "cpu") -> dict:
-    """Average the ingredients' uncalibrated weights uniformly (encoder and linear head), calibrate the average on
-    validation as training does, save it to `out`; returns a training-style summary. The runs must share one
-    architecture and one pretrained start (only their training seeds differ), or the average means nothing."""
-    import torch
-
-    from moderation.training.data import label_matrix
-    from moderation.training.evaluate import auprc, macro
-    from moderation.training.policy import PolicyModel
-    from moderation.training.sft import calibrate, validation_logits
-
-    torch.set_num_threads(2)
-    models = [PolicyModel.load(p / "best_uncalibrated" if (p / "best_uncalibrated").is_dir() else p) for p in ingredients]
-    configs = {json.dumps(m.config.__dict__, sort_keys=True, default=str) for m in models}
-    if len(configs) > 1:
-        raise SystemExit(f"cannot average {[str(p) for p in ingredients]}: their policy configs differ")
-    states = [m.state_dict() for m in models]
-    soup = models[0]
-    soup.load_state_dict({k: (torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v)
-                          for k, v in states[0].items()})
-    soup.log_temperature.zero_()
-    soup.calibration_bias.zero_()
-    soup = soup.to(device).eval()
-    validation = [e for e in examples if e.split == "validation"]
-    y, m = label_matrix(validation, soup.categories)
-    score = macro(auprc(validation_logits(soup, [e.text for e in validation]), y, m))  # as training scores an epoch
-    summary = {"ingredients": [str(p) for p in ingredients], "best_epoch": None, "best_val_macro_auprc": score,
-               "history": None, "calibration": calibrate(soup, validation)}
-    soup.save(out)
-    (out / "training_summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
 def test_report(runs: list[str], work: Path, device: str = "cpu") -> dict:
     """The generalization benchmark's test-split measures for trained runs' torch weights, *after* a decision:
     BPSN per identity group (hate), harm-preference accuracy on hh-rlhf, AUPRC on the ten original sources'
@@ -253,7 +217,7 @@ def family(name: str) -> str:
     return name.split("_seed")[0]
 
 
-def judge(control: dict, r: dict, min_suite_gain: int = MIN_SUITE_GAIN) -> tuple[bool, str]:
+def judge(control: dict, r: dict) -> tuple[bool, str]:
     """One candidate run against one control run."""
     drops = {c: round(control["gate"][c]["auprc"] - v["auprc"], 4) for c, v in r["gate"].items()
              if v["auprc"] is not None and control["gate"][c]["auprc"] is not None
@@ -265,7 +229,7 @@ def judge(control: dict, r: dict, min_suite_gain: int = MIN_SUITE_GAIN) -> tuple
     losses = {c: control["behavioural"]["capabilities"][c]["passed"] - v["passed"] for c, v in caps.items()}
     worst_cap = max(losses, key=losses.get) if losses else None
     cap_ok = worst_cap is None or losses[worst_cap] <= MAX_CAPABILITY_LOSS
-    ok = drops[worst] <= MAX_GATE_DROP and val_drop <= MAX_VALIDATION_DROP and gain >= min_suite_gain and cap_ok
+    ok = drops[worst] <= MAX_GATE_DROP and val_drop <= MAX_VALIDATION_DROP and gain >= MIN_SUITE_GAIN and cap_ok
     return ok, (f"worst gate drop {worst} {drops[worst]:+.4f}, validation macro drop {val_drop:+.4f}, suite {gain:+d}"
                 + (f", worst capability {worst_cap} -{losses[worst_cap]}" if worst_cap and losses[worst_cap] > 0 else ""))
 
@@ -281,7 +245,9 @@ def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
     why, eligible = [], []
     runs: dict[str, list[str]] = {}
     for name in results:
-        if RECIPES[name].candidate:
+        if name not in RECIPES:  # e.g. a run of a mechanism since removed (the 2026-12-02 soup): kept, never judged
+            why.append(f"{name}: not a recipe of this script, not judged")
+        elif RECIPES[name].candidate:
             runs.setdefault(family(name), []).append(name)
     for recipe, names in runs.items():
         verdicts = [(judge(c, results[n]), n, cn) for n in names for cn, c in controls.items()]
@@ -291,12 +257,6 @@ def choose(results: dict[str, dict]) -> tuple[str | None, list[str]]:
         if ok:
             worst = min(names, key=lambda n: results[n]["behavioural"]["passed"])
             eligible.append((results[worst]["behavioural"]["passed"], sum(v["auprc"] or 0 for v in results[worst]["gate"].values()), recipe))
-    for name, r in results.items():  # soups are measurements: averaging joins the recipe if it beats its ingredients
-        parts = [Path(p).parent.name for p in r.get("ingredients", [])]
-        if parts and all(p in results for p in parts):
-            verdicts = [(judge(results[p], r, min_suite_gain=0), p) for p in parts]
-            why += [f"{name} vs its ingredient {p}: {text}" for (_, text), p in verdicts]
-            why.append(f"{name}: soup of {len(parts)} -> averaging {'joins the recipe' if all(v[0][0] for v in verdicts) else 'does not join the recipe'}")
     return (max(eligible)[2] if eligible else None), why
 
 
@@ -416,11 +376,6 @@ def main() -> None:
     sp.add_argument("--work", type=Path, required=True)
     sp.add_argument("--out", type=Path, required=True)
     sp.add_argument("--runs", nargs=2, default=["control", "control_seed1"])
-    so = sub.add_parser("soup", help="average trained runs' weights into one model and measure it (plan 2026-12-01e)")
-    so.add_argument("runs", nargs="+", help="run names under --work, e.g. control control_seed1")
-    so.add_argument("--as", dest="name", choices=list(RECIPES), required=True)
-    so.add_argument("--work", type=Path, required=True)
-    so.add_argument("--device", default="cpu")
     tr = sub.add_parser("test-report", help="test-split generalization measures of runs, reported after a decision")
     tr.add_argument("runs", nargs="+")
     tr.add_argument("--work", type=Path, required=True)
@@ -449,19 +404,6 @@ def main() -> None:
         summary = json.loads((args.checkpoint / "training_summary.json").read_text())
         measure(RECIPES[args.name], args.checkpoint, load_examples(taxonomy=load_taxonomy(), seed=0), args.work / args.name,
                 args.device, summary, None)
-    elif args.cmd == "soup":
-        from moderation.taxonomy import load_taxonomy
-        from moderation.training.data import load_examples
-
-        if len(args.runs) < 2:
-            raise SystemExit("a soup needs at least two runs")
-        examples = load_examples(taxonomy=load_taxonomy(), seed=0)
-        out = args.work / args.name
-        summary = make_soup([args.work / n / "ckpt" for n in args.runs], out / "ckpt", examples, args.device)
-        measure(RECIPES[args.name], out / "ckpt", examples, out, args.device, summary, None)
-        result = json.loads((out / "result.json").read_text())
-        result["ingredients"] = summary["ingredients"]
-        (out / "result.json").write_text(json.dumps(result, indent=1))
     elif args.cmd == "test-report":
         args.out.write_text(json.dumps(test_report(args.runs, args.work, args.device), indent=1))
     elif args.cmd == "choose":

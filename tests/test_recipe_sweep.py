@@ -72,48 +72,9 @@ def test_seed_spread_raises_the_bars_only_as_far_as_two_runs_of_one_recipe_diffe
     assert sweep.RECIPES["control_seed1"].seed == 1 and not sweep.RECIPES["control_seed1"].candidate
 
 
-def _soup_result(gate_violence: float, val: float, passed: int, insults: int = 10) -> dict:
-    r = _result(gate_violence, val, passed, insults)
-    r["ingredients"] = ["runs/recipes/control/ckpt", "runs/recipes/control_seed1/ckpt"]
-    return r
-
-
-def test_a_soup_joins_the_recipe_only_when_it_beats_its_better_ingredient():
+def test_a_run_of_no_recipe_here_is_listed_but_never_judged():
+    # runs/recipes may hold runs of a mechanism since removed (the 2026-12-02 soup); choose() must not crash on them
     controls = {"control": _result(0.40, 0.70, 300), "control_seed1": _result(0.38, 0.70, 293)}
-    chosen, why = sweep.choose({**controls, "control_soup": _soup_result(0.39, 0.701, 300)})
-    assert chosen is None  # a soup is a measurement, never a candidate
-    assert why[-1] == "control_soup: soup of 2 -> averaging joins the recipe"
-    for worse in (_soup_result(0.39, 0.70, 299),  # one case short of the better ingredient
-                  _soup_result(0.35, 0.70, 305),  # violence gate 0.05 below the seed-0 ingredient
-                  _soup_result(0.40, 0.69, 305),  # validation macro -0.01
-                  _soup_result(0.40, 0.70, 305, insults=5)):  # insults lose 5 cases against seed 0
-        assert sweep.choose({**controls, "control_soup": worse})[1][-1].endswith("does not join the recipe")
-
-
-def test_make_soup_averages_every_weight_and_recalibrates(tmp_path, taxonomy):
-    import torch
-
-    from moderation.training.data import Example
-    from tests.conftest import make_tiny_policy
-
-    runs = []
-    for seed in (0, 1):
-        model = make_tiny_policy(taxonomy.names, seed=seed)
-        runs.append(model.save(tmp_path / f"run{seed}" / "best_uncalibrated").parent)
-    validation = [Example(f"v{i}", text, "src", {c: float(i % 2) for c in taxonomy.names}, split="validation")
-                  for i, text in enumerate(["you are an idiot", "lovely weather today", "I will hurt you", "see you at lunch"] * 3)]
-    summary = sweep.make_soup(runs, tmp_path / "soup", validation)
-    from moderation.training.policy import PolicyModel
-
-    a, b, soup = (PolicyModel.load(p) for p in (runs[0] / "best_uncalibrated", runs[1] / "best_uncalibrated", tmp_path / "soup"))
-    assert torch.allclose(soup.head.weight, (a.head.weight + b.head.weight) / 2)
-    layer = "encoder.layer.0.attention.self.query.weight"
-    assert torch.allclose(soup.encoder.state_dict()[layer], (a.encoder.state_dict()[layer] + b.encoder.state_dict()[layer]) / 2)
-    assert set(summary["calibration"]) == set(taxonomy.names) and 0.0 <= summary["best_val_macro_auprc"] <= 1.0
-
-    other = make_tiny_policy(taxonomy.names, max_length=64)  # another architecture setting: averaging means nothing
-    other.save(tmp_path / "other" / "best_uncalibrated")
-    import pytest
-
-    with pytest.raises(SystemExit, match="configs differ"):
-        sweep.make_soup([runs[0], tmp_path / "other"], tmp_path / "bad", validation)
+    chosen, why = sweep.choose({**controls, "control_soup": _result(0.50, 0.80, 340)})
+    assert chosen is None and "control_soup: not a recipe of this script, not judged" in why
+    assert "control_soup" not in sweep.RECIPES
