@@ -7,7 +7,7 @@ import pytest
 from moderation.training.augment import benign_sentences, with_benign_context
 from moderation.training.data import Example
 from moderation.training.evaluate import BLOCK_FALLBACK, MIN_BAND, tune_thresholds
-from moderation.training.training_set import TrainingSetConfig, build_training_set
+from moderation.training.training_set import TrainingSetConfig, build_training_set, fingerprint
 
 
 def test_heldout_sources_leave_training_and_validation_and_test_never_arrives(examples):
@@ -29,6 +29,17 @@ def test_heldout_sources_leave_training_and_validation_and_test_never_arrives(ex
     assert not any(t in a for a in added for t in long_test)
     assert not any(c.text in val_texts or c.text in test_texts for c in copies)
     assert any(e.source == "training_templates" for e in train)
+
+
+def test_fingerprint_is_the_same_for_the_same_items_in_order_and_moves_with_a_label_or_the_order(examples):
+    cfg = TrainingSetConfig(templates_per_family=20)
+    train, _ = build_training_set(examples, cfg)
+    again, _ = build_training_set(examples, cfg)
+    assert fingerprint(train) == fingerprint(again) and len(fingerprint(train)) == 16
+    flipped = train[0].labels | {"toxic": 1.0 - (train[0].labels["toxic"] or 0.0)}
+    assert fingerprint([Example(train[0].id, train[0].text, train[0].source, flipped)] + train[1:]) != fingerprint(train)
+    assert fingerprint(train[1:2] + train[:1] + train[2:]) != fingerprint(train)
+    assert fingerprint(build_training_set(examples, TrainingSetConfig(templates_per_family=20, seed=1))[0]) != fingerprint(train)
 
 
 def test_unknown_source_to_exclude_is_refused():

@@ -320,12 +320,14 @@ def train_sft(model: PolicyModel, train: list[Example], validation: list[Example
 def train_from_datasets(out: Path, examples: list[Example], categories: list[str], tcfg, cfg: SFTConfig, finetune: str = "full",
                         resume: bool = True, device: str = "cpu", log=print) -> dict:
     """`moderate train sft`: build the training set (training_set.py), record how, and train from the base model."""
-    from moderation.training.training_set import build_training_set
+    from moderation.training.training_set import build_training_set, fingerprint
 
     train, validation = build_training_set(examples, tcfg)
     set_seed(cfg.seed)
     model = PolicyModel.from_base(categories, finetune=finetune).to(resolve_device(device))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "training_set.json", json.dumps({**asdict(tcfg), "train_examples": len(train),
-                                                              "validation_examples": len(validation)}, indent=2))
+                                                              "validation_examples": len(validation),
+                                                              "train_fingerprint": fingerprint(train),
+                                                              "validation_fingerprint": fingerprint(validation)}, indent=2))
     return train_sft(model, train, validation, out, cfg, resume=resume, log=log)
