@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.generalization import HELDOUT_SOURCES as HELDOUT  # noqa: E402  (the generalization benchmark's three)
-from benchmarks.generalization import auprc_table  # noqa: E402
+from benchmarks.generalization import ORIGINAL_SOURCES, auprc_table  # noqa: E402
 
 PART_BYTES = 15 * 2**20
 
@@ -55,6 +55,7 @@ class Recipe:
     epochs: int = 2
     candidate: bool = True  # False: trained for a measurement only (control, held-out)
     seed: int = 0  # the training seed (head init, batch order, dropout); the data splits never change with it
+    original_cap: int | None = None  # per-epoch cap for the ten original sources (others keep 4,000)
 
 
 SPAM_MISINFO = ("spam_schemes", "spam_look_alikes", "misinformation_claims", "true_statements")
@@ -72,6 +73,10 @@ RECIPES = {r.name: r for r in [
     Recipe("heldout_control", exclude=HELDOUT, candidate=False),
     # spam_only without the held-out sources: do the spam templates lift the YouTube held-out row?
     Recipe("heldout_spam_only", SPAM_MISINFO[:2], exclude=HELDOUT, candidate=False),
+    # the ten original sources seen as often per epoch as 0.3.0 saw them (8,000): does exposure, not the new
+    # sources' labels, explain the in-domain fall on Davidson hate and the misinformation sources (plan 2026-12-02b)?
+    Recipe("original_8000", original_cap=8000),
+    Recipe("original_8000_seed1", original_cap=8000, seed=1),
 ]}
 
 
@@ -118,8 +123,9 @@ def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | N
     tax = load_taxonomy()
     examples = load_examples(taxonomy=tax, seed=0)[::every]  # every > 1: smoke runs only
     tcfg = TrainingSetConfig(exclude_sources=recipe.exclude)
-    cfg = SFTConfig(epochs=recipe.epochs, max_per_source=4000, seed=recipe.seed, checkpoint_every=1000, max_steps=max_steps,
-                    bf16="off")  # fp32 like the CPU runs (0.5.1 trained on AVX2 cores, without bf16)
+    caps = tuple((s, recipe.original_cap) for s in ORIGINAL_SOURCES) if recipe.original_cap else ()
+    cfg = SFTConfig(epochs=recipe.epochs, max_per_source=4000, source_caps=caps, seed=recipe.seed, checkpoint_every=1000,
+                    max_steps=max_steps, bf16="off")  # fp32 like the CPU runs (0.5.1 trained on AVX2 cores, without bf16)
     started = time.time()
     summary = train_from_datasets(out / "ckpt", examples, tax.names, tcfg, cfg, device=device, log=lambda m: print(f"[{recipe.name}] {m}", flush=True))
     measure(recipe, out / "ckpt", examples, out, device, summary, time.time() - started)
@@ -148,6 +154,14 @@ def measure(recipe: Recipe, ckpt: Path, examples, out: Path, device: str, summar
               "validation": auprc_table(p_val, validation, cats),
               "gate": auprc_table(model.predict_proba([e.text for e in gate], batch_size=256), gate, cats),
               "review_thresholds": dict(zip(cats, [round(float(t), 4) for t in thresholds.review]))}
+    # the original sources one by one, on validation and gate (pooled AUPRC mixes ranking within a source with
+    # score levels across sources: scripts/in_domain_breakdown.py)
+    original = [e for e in kept if e.split in ("validation", "gate") and e.source in ORIGINAL_SOURCES]
+    p_orig = model.predict_proba([e.text for e in original], batch_size=256)
+    result["original_sources"] = {s: auprc_table(p_orig[[i for i, e in enumerate(original) if e.source == s]],
+                                                 [e for e in original if e.source == s], cats)
+                                  for s in ORIGINAL_SOURCES if any(e.source == s for e in original)}
+    result["original_sources"]["all"] = auprc_table(p_orig, original, cats)
     suite = run_suite(TorchModerator(model, thresholds.review), cases())
     result["behavioural"] = {k: suite[k] for k in ("n", "passed", "pass_rate", "min_capability_pass_rate", "capabilities")}
     if recipe.exclude:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from moderation.errors import ConfigError
 from moderation.training.sft import SFTConfig, fit_platt, masked_bce, positive_weights, train_sft
 from tests.conftest import make_tiny_policy
 
@@ -154,3 +155,26 @@ def test_base_model_override_must_hold_weights_and_tokenizer(tmp_path, monkeypat
     for name in ("model.safetensors", "tokenizer.json"):
         (tmp_path / name).write_bytes((default / name).read_bytes())
     assert base_model_dir() == tmp_path
+
+
+def test_source_caps_override_the_per_source_cap_for_named_sources_only():
+    from moderation.training.sft import _epoch_order
+
+    sources = np.array(["big"] * 50 + ["other"] * 50)
+    lengths = np.ones(100, dtype=np.int64)
+    capped = SFTConfig(batch_size=10, max_per_source=20, bf16="off")
+    raised = SFTConfig(batch_size=10, max_per_source=20, source_caps=(("big", 40),), bf16="off")
+
+    def seen(cfg):
+        idx = np.concatenate(_epoch_order(sources, lengths, cfg, epoch=0))
+        return {s: int((sources[idx] == s).sum()) for s in ("big", "other")}
+
+    assert seen(capped) == {"big": 20, "other": 20}
+    assert seen(raised) == {"big": 40, "other": 20}
+
+
+def test_source_caps_refuse_malformed_pairs():
+    with pytest.raises(ConfigError, match="source_caps"):
+        SFTConfig(source_caps=(("big", 0),))
+    with pytest.raises(ConfigError, match="source_caps"):
+        SFTConfig(source_caps=(("big",),))

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from moderation.errors import check_config
+from moderation.errors import ConfigError, check_config
 from moderation.package import atomic_replace, atomic_write_text
 from moderation.training.data import Example, label_matrix
 from moderation.training.evaluate import auprc, macro
@@ -44,6 +44,7 @@ class SFTConfig:
     warmup_fraction: float = 0.06
     train_max_length: int = 128  # training windows; inference uses the policy's max_length with windows
     max_per_source: int | None = 8000  # per epoch: keeps the 20k Davidson tweets from drowning the rest
+    source_caps: tuple[tuple[str, int], ...] = ()  # (source, cap) pairs overriding max_per_source for those sources
     pos_weight_cap: float = 10.0
     patience: int = 1
     grad_clip: float = 1.0
@@ -55,6 +56,9 @@ class SFTConfig:
     def __post_init__(self):
         check_config(self, positive=("epochs", "batch_size", "lr", "head_lr", "checkpoint_every"),
                      unit=("warmup_fraction",), choices={"bf16": ("auto", "on", "off")})
+        bad = [c for c in self.source_caps if len(c) != 2 or not isinstance(c[0], str) or not isinstance(c[1], int) or c[1] < 1]
+        if bad:
+            raise ConfigError(f"source_caps must be (source, positive int) pairs; got {bad}")
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
@@ -73,10 +77,12 @@ def _epoch_order(sources: np.ndarray, lengths: np.ndarray, cfg: SFTConfig, epoch
     """Batches for one epoch: capped per source, shuffled, then length-bucketed (less padding)."""
     rng = np.random.default_rng(cfg.seed * 1000 + epoch)
     chosen = []
+    caps = dict(cfg.source_caps)
     for s in np.unique(sources):
         idx = np.nonzero(sources == s)[0]
-        if cfg.max_per_source and len(idx) > cfg.max_per_source:
-            idx = rng.choice(idx, cfg.max_per_source, replace=False)
+        cap = caps.get(str(s), cfg.max_per_source)
+        if cap and len(idx) > cap:
+            idx = rng.choice(idx, cap, replace=False)
         chosen.append(idx)
     order = rng.permutation(np.concatenate(chosen))
     chunk = cfg.batch_size * 50
