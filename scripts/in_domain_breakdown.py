@@ -66,7 +66,25 @@ def breakdown(examples, old_scores, new_scores, categories, rounds: int, seed: i
                          "diff_90": [lo, hi]}
         if per:
             rows[c] = per
+            per["all"]["new_negatives_above_median_positive"] = outranking_negatives(
+                [e for e, k_ in zip(examples, known) if k_], y_all[known], new_scores[known, k], c)
     return rows
+
+
+def outranking_negatives(examples, y: np.ndarray, scores: np.ndarray, category: str) -> dict:
+    """Pooled, which sources' negatives the model ranks above its median positive, and how many of them some
+    annotator did call positive (a soft label between 0 and 0.5: a minority of raters): where a pooled fall is
+    the model disagreeing with a majority rather than ranking wrongly."""
+    if not y.any():
+        return {}
+    median = float(np.median(scores[y]))
+    out: dict[str, dict[str, int]] = {}
+    for e, yi, si in zip(examples, y, scores):
+        if not yi and si >= median:
+            row = out.setdefault(e.source, {"n": 0, "minority_vote": 0})
+            row["n"] += 1
+            row["minority_vote"] += int(0.0 < (e.labels[category] or 0.0) < 0.5)
+    return {"median_positive_score": round(median, 4), "by_source": out}
 
 
 def main() -> None:
@@ -106,6 +124,10 @@ def main() -> None:
             mark = "  <- worse" if hi < 0 else ("  <- better" if lo > 0 else "")
             print(f"{c:10s} {name:26s} pos {r['positives']:4d}/{r['n']:5d}  old {r['old']:.3f}  new {r['new']:.3f}  "
                   f"diff 90% [{lo:+.3f}, {hi:+.3f}]{mark}")
+        above = per["all"]["new_negatives_above_median_positive"].get("by_source", {})
+        if above:
+            print(f"{'':10s} negatives above the median positive: " +
+                  ", ".join(f"{s} {v['n']} ({v['minority_vote']} with a minority positive vote)" for s, v in above.items()))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,8 @@ def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | N
                     max_steps=max_steps, bf16="off")  # fp32 like the CPU runs (0.5.1 trained on AVX2 cores, without bf16)
     started = time.time()
     summary = train_from_datasets(out / "ckpt", examples, tax.names, tcfg, cfg, device=device, log=lambda m: print(f"[{recipe.name}] {m}", flush=True))
+    if summary.get("interrupted"):  # no finished model to measure; the saved state resumes with the same command
+        raise SystemExit(f"[{recipe.name}] interrupted before the end: not measured")
     measure(recipe, out / "ckpt", examples, out, device, summary, time.time() - started)
 
 
