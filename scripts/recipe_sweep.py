@@ -56,6 +56,7 @@ class Recipe:
     candidate: bool = True  # False: trained for a measurement only (control, held-out)
     seed: int = 0  # the training seed (head init, batch order, dropout); the data splits never change with it
     original_cap: int | None = None  # per-epoch cap for the ten original sources (others keep 4,000)
+    edos_scoped: bool = False  # EDOS not-sexist *training* posts naming another group: hate unknown, not negative
 
 
 SPAM_MISINFO = ("spam_schemes", "spam_look_alikes", "misinformation_claims", "true_statements")
@@ -77,7 +78,28 @@ RECIPES = {r.name: r for r in [
     # sources' labels, explain the in-domain fall on Davidson hate and the misinformation sources (plan 2026-12-02b)?
     Recipe("original_8000", original_cap=8000),
     Recipe("original_8000_seed1", original_cap=8000, seed=1),
+    # EDOS raters judged sexism only; its not-sexist posts that name another group ("Islam is satanic") taught
+    # "not hate" (benchmarks.md, "What pulls BPSN down"); plan 2026-12-02c
+    Recipe("edos_scoped", edos_scoped=True),
+    Recipe("edos_scoped_seed1", edos_scoped=True, seed=1),
 ]}
+
+
+def scope_edos_hate(examples):
+    """EDOS training posts its raters called not sexist, that name a group other than women, lose their hate
+    label (unknown, masked in the loss): the raters judged sexism, not hate against that group. Validation, gate
+    and test keep the source's labels, so a run stays comparable with the controls."""
+    from dataclasses import replace
+
+    from benchmarks.generalization import groups_of
+
+    out = []
+    for e in examples:
+        if (e.source == "edos_sexism" and e.split == "train" and e.labels.get("hate") is not None
+                and e.labels["hate"] < 0.5 and groups_of(e.text, ()) - {"women"}):
+            e = replace(e, labels={**e.labels, "hate": None})
+        out.append(e)
+    return out
 
 
 # ---------------------------------------------------------------- one recipe (a subprocess)
@@ -122,6 +144,8 @@ def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | N
     out = work / recipe.name
     tax = load_taxonomy()
     examples = load_examples(taxonomy=tax, seed=0)[::every]  # every > 1: smoke runs only
+    if recipe.edos_scoped:
+        examples = scope_edos_hate(examples)
     tcfg = TrainingSetConfig(exclude_sources=recipe.exclude)
     caps = tuple((s, recipe.original_cap) for s in ORIGINAL_SOURCES) if recipe.original_cap else ()
     cfg = SFTConfig(epochs=recipe.epochs, max_per_source=4000, source_caps=caps, seed=recipe.seed, checkpoint_every=1000,
@@ -135,6 +159,9 @@ def run_one(recipe: Recipe, work: Path, device: str = "cuda", max_steps: int | N
 
 def measure(recipe: Recipe, ckpt: Path, examples, out: Path, device: str, summary: dict, train_s: float | None) -> None:
     """validation, gate, suite (and held-out sources) of one trained checkpoint -> out/result.json"""
+    import numpy as np
+
+    from benchmarks.generalization import identity_bias
     from moderation.behavioural import cases, run_suite
     from moderation.taxonomy import load_taxonomy
     from moderation.training.data import label_matrix
@@ -149,21 +176,28 @@ def measure(recipe: Recipe, ckpt: Path, examples, out: Path, device: str, summar
     validation = [e for e in kept if e.split == "validation"]
     gate = [e for e in kept if e.split == "gate"]
     p_val = model.predict_proba([e.text for e in validation], batch_size=256)
+    p_gate = model.predict_proba([e.text for e in gate], batch_size=256)
     y, m = label_matrix(validation, cats)
     thresholds = tune_thresholds(p_val, y, m, tax)
     result = {"recipe": recipe.__dict__, "checkpoint": str(ckpt), "train_seconds": None if train_s is None else round(train_s, 1), "best_epoch": summary.get("best_epoch"),
               "best_val_macro_auprc": summary.get("best_val_macro_auprc"), "history": summary.get("history"),
               "validation": auprc_table(p_val, validation, cats),
-              "gate": auprc_table(model.predict_proba([e.text for e in gate], batch_size=256), gate, cats),
+              "gate": auprc_table(p_gate, gate, cats),
               "review_thresholds": dict(zip(cats, [round(float(t), 4) for t in thresholds.review]))}
-    # the original sources one by one, on validation and gate (pooled AUPRC mixes ranking within a source with
-    # score levels across sources: scripts/in_domain_breakdown.py)
-    original = [e for e in kept if e.split in ("validation", "gate") and e.source in ORIGINAL_SOURCES]
-    p_orig = model.predict_proba([e.text for e in original], batch_size=256)
-    result["original_sources"] = {s: auprc_table(p_orig[[i for i, e in enumerate(original) if e.source == s]],
-                                                 [e for e in original if e.source == s], cats)
-                                  for s in ORIGINAL_SOURCES if any(e.source == s for e in original)}
-    result["original_sources"]["all"] = auprc_table(p_orig, original, cats)
+    # On validation and gate together (no test item): the original sources one by one (pooled AUPRC mixes ranking
+    # within a source with score levels across sources: scripts/in_domain_breakdown.py), and the identity-bias
+    # measures of the hate category (scripts/bias_breakdown.py)
+    both, p_both = validation + gate, np.concatenate([p_val, p_gate])
+    orig = [i for i, e in enumerate(both) if e.source in ORIGINAL_SOURCES]
+    result["original_sources"] = {s: auprc_table(p_both[[i for i in orig if both[i].source == s]],
+                                                 [both[i] for i in orig if both[i].source == s], cats)
+                                  for s in ORIGINAL_SOURCES if any(both[i].source == s for i in orig)}
+    result["original_sources"]["all"] = auprc_table(p_both[orig], [both[i] for i in orig], cats)
+    hate = [i for i, e in enumerate(both) if e.labels["hate"] is not None]
+    bias = identity_bias(p_both[hate], [both[i] for i in hate], cats.index("hate"))
+    result["identity_bias_validation_gate"] = {"bpsn_generalized_mean": bias["generalized_mean"]["bpsn_auc"],
+                                               "min_bpsn": bias["min_bpsn"],
+                                               "bpsn": {g: r["bpsn_auc"] for g, r in bias["groups"].items()}}
     suite = run_suite(TorchModerator(model, thresholds.review), cases())
     result["behavioural"] = {k: suite[k] for k in ("n", "passed", "pass_rate", "min_capability_pass_rate", "capabilities")}
     if recipe.exclude:

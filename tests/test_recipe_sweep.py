@@ -78,3 +78,16 @@ def test_a_run_of_no_recipe_here_is_listed_but_never_judged():
     chosen, why = sweep.choose({**controls, "control_soup": _result(0.50, 0.80, 340)})
     assert chosen is None and "control_soup: not a recipe of this script, not judged" in why
     assert "control_soup" not in sweep.RECIPES
+
+
+def test_edos_scoping_unlabels_hate_only_on_not_sexist_training_posts_that_name_another_group():
+    from moderation.training.data import Example
+
+    def ex(text, hate, split="train", source="edos_sexism"):
+        return Example(f"{source}:{text}", text, source, {"hate": hate, "spam": 0.0}, split=split)
+
+    before = [ex("Islam is satanic", 0.0), ex("Women drivers, am I right", 0.0), ex("Muslims should be banned", 1.0),
+              ex("Islam is satanic too", 0.0, split="validation"), ex("Islam is satanic again", 0.0, source="gab_hate_corpus")]
+    after = sweep.scope_edos_hate(before)
+    assert [e.labels["hate"] for e in after] == [None, 0.0, 1.0, 0.0, 0.0]
+    assert after[0].labels["spam"] == 0.0 and before[0].labels["hate"] == 0.0  # other labels kept; input untouched
