@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.generalization import ORIGINAL_SOURCES  # noqa: E402
-
-MIN_POSITIVES = 5  # fewer and AUPRC is one or two items' rank
+from moderation.training.evaluate import MIN_POSITIVES  # noqa: E402  (the same floor as every AUPRC table here)
 
 
 def auprc(y: np.ndarray, s: np.ndarray) -> float:

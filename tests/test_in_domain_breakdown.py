@@ -15,8 +15,8 @@ breakdown = _module.breakdown
 
 
 def _examples():
-    # two sources, each ranked perfectly inside itself by both score sets; "new" lifts source b's negatives
-    # above source a's positives, so only the pooled AUPRC falls
+    # two sources, each ranked perfectly inside itself by both score sets; "new" lifts liar's negatives
+    # above davidson's positives, so only the pooled AUPRC falls
     out = []
     for src in ("davidson_hate_offensive", "liar"):
         for i in range(20):
